@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	pid1 "github.com/rotini-dev/rotini/init"
+	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/signame"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes of rotini itself. Otherwise rotini exits with its child's code,
+// or 128+N when signal N killed it (reaper.SignalBase). The usage and config
+// codes follow sysexits.h; 126 and 127 are what a shell returns.
+const (
+	ExitOK            = 0
+	ExitFailure       = 1   // a client verb failed (reload rolled back, unhealthy, …)
+	ExitUsage         = 64  // unknown flag or verb, bad signal name, missing command
+	ExitInternal      = 70  // rotini could not start its own machinery
+	ExitConfig        = 78  // the config file is invalid
+	ExitNotExecutable = 126 // the command exists but cannot be executed
+	ExitNotFound      = 127 // the command was not found
+)
+
+// CLI is rotini's command line; tests call Run directly.
+type CLI struct {
+	Stdout, Stderr io.Writer
+	Signals, Chld  chan os.Signal
+}
+
+func newCLI(sigs, chld chan os.Signal) *CLI {
+	return &CLI{Stdout: os.Stdout, Stderr: os.Stderr, Signals: sigs, Chld: chld}
+}
+
+const usage = `usage:
+  rotini [run] [flags] [-- command args…]   run as init (zero-config: the command; or -c FILE)
+  rotini check [FILE]                       validate a config file
+  rotini version                            print the version
+
+run flags:
+`
+
+// Run dispatches a verb and returns the process exit code.
+func (c *CLI) Run(args []string) int {
+	verb := "run"
+	if len(args) > 0 {
+		switch args[0] {
+		case "run", "check", "version":
+			verb, args = args[0], args[1:]
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(c.Stdout, usage)
+			fs, _ := runFlagSet(c.Stdout)
+			fs.PrintDefaults()
+			return ExitOK
+		}
+	}
+	switch verb {
+	case "version":
+		fmt.Fprintf(c.Stdout, "rotini %s\n", version)
+		return ExitOK
+	case "check":
+		return c.check(args)
+	}
+	return c.run(args)
+}
+
+// runOptions are the flags of `rotini run`; each has a config-file twin.
+type runOptions struct {
+	config      string
+	stopSignal  string
+	stopTimeout time.Duration
+	rewrite     rewriteFlag
+	logLevel    string
+	logFormat   string
+	control     string
+}
+
+type rewriteFlag []string
+
+func (r *rewriteFlag) String() string     { return strings.Join(*r, ",") }
+func (r *rewriteFlag) Set(v string) error { *r = append(*r, v); return nil }
+
+func runFlagSet(out io.Writer) (*flag.FlagSet, *runOptions) {
+	o := &runOptions{}
+	fs := flag.NewFlagSet("rotini", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.config, "c", os.Getenv("ROTINI_CONFIG"), "config `file` (env ROTINI_CONFIG)")
+	fs.StringVar(&o.config, "config", os.Getenv("ROTINI_CONFIG"), "config `file` (env ROTINI_CONFIG)")
+	fs.StringVar(&o.stopSignal, "stop-signal", "TERM", "`signal` sent to the child's process group on TERM/INT")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGKILL the child's group this long after the stop signal")
+	fs.Var(&o.rewrite, "rewrite", "`FROM:TO` rewrite a forwarded signal (names or numbers; TO=0 drops it); repeatable")
+	fs.StringVar(&o.logLevel, "log-level", "", "trace|debug|info|warn|error (default warn, info with a config)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text|json")
+	fs.StringVar(&o.control, "control", os.Getenv("ROTINI_CONTROL"), "control socket `path` (env ROTINI_CONTROL)")
+	return fs, o
+}
+
+func (c *CLI) parseRun(args []string) (*runOptions, []string, error) {
+	fs, o := runFlagSet(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	return o, fs.Args(), nil
+}
+
+func (c *CLI) usageError(format string, a ...any) int {
+	fmt.Fprintf(c.Stderr, "rotini: "+format+"\n", a...)
+	fmt.Fprintln(c.Stderr, "rotini: see `rotini help`")
+	return ExitUsage
+}
+
+func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
+	lvl := hclog.LevelFromString(level)
+	if lvl == hclog.NoLevel {
+		return nil, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", level)
+	}
+	if format != "text" && format != "json" {
+		return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "rotini",
+		Level:      lvl,
+		JSONFormat: format == "json",
+		Output:     out,
+	}), nil
+}
+
+func parseRewrites(specs []string) (map[unix.Signal]unix.Signal, error) {
+	m := map[unix.Signal]unix.Signal{}
+	for _, s := range specs {
+		from, to, ok := strings.Cut(s, ":")
+		if !ok {
+			return nil, fmt.Errorf("bad --rewrite %q: want FROM:TO, e.g. TERM:QUIT or 15:3 (TO=0 drops)", s)
+		}
+		f, err := signame.Parse(from)
+		if err != nil {
+			return nil, fmt.Errorf("bad --rewrite %q: %w", s, err)
+		}
+		var t unix.Signal
+		if strings.TrimSpace(to) != "0" {
+			if t, err = signame.Parse(to); err != nil {
+				return nil, fmt.Errorf("bad --rewrite %q: %w", s, err)
+			}
+		}
+		m[f] = t
+	}
+	return m, nil
+}
+
+func (c *CLI) run(args []string) int {
+	o, cmd, err := c.parseRun(args)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if o.config != "" {
+		return c.runConfig(o, cmd)
+	}
+	level := o.logLevel
+	if level == "" {
+		level = "warn" // tini's quiet default for a drop-in
+	}
+	log, err := newLogger(level, o.logFormat, c.Stderr)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	stopSig, err := signame.Parse(o.stopSignal)
+	if err != nil {
+		return c.usageError("bad --stop-signal: %v", err)
+	}
+	rewrite, err := parseRewrites(o.rewrite)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if len(cmd) == 0 {
+		return c.usageError("no command given: use `rotini -- command args…` or `rotini -c config.hcl`")
+	}
+	path, code := c.resolve(cmd[0])
+	if code != 0 {
+		return code
+	}
+
+	r, stopReaper := c.startReaper(log)
+	defer stopReaper()
+	child, err := pid1.StartChild(pid1.ChildOptions{
+		Path: path, Argv: cmd, Env: os.Environ(),
+		StopSignal: stopSig, StopTimeout: o.stopTimeout,
+		Log: log.Named("child"), Reaper: r,
+	})
+	if err != nil {
+		return c.startError(cmd[0], err)
+	}
+	return pid1.Run(context.Background(), pid1.Options{
+		Log: log, Policy: pid1.ZeroConfig, Rewrite: rewrite,
+		Reaper: r, Signals: c.Signals, Chld: c.Chld,
+	}, child)
+}
+
+// startReaper makes rotini the reaper of its orphans (PID 1 is by nature; any
+// other pid becomes a child subreaper) and runs the single wait4 loop.
+func (c *CLI) startReaper(log hclog.Logger) (*reaper.Reaper, func()) {
+	if os.Getpid() != 1 {
+		if err := reaper.SetSubreaper(); err != nil {
+			log.Warn("not PID 1 and cannot become a child subreaper: orphans will not be reaped", "error", err)
+		}
+	}
+	r := reaper.New(log.Named("reaper"))
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.Run(ctx)
+	r.Notify() // children may have exited before the handler was in place
+	return r, cancel
+}
+
+// resolve finds the command like a shell would and maps failures to the
+// shell's codes: 127 not found, 126 found but not executable.
+func (c *CLI) resolve(name string) (string, int) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, 0
+	}
+	return "", c.startError(name, err)
+}
+
+func (c *CLI) startError(name string, err error) int {
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.ENOENT):
+		fmt.Fprintf(c.Stderr, "rotini: %s: command not found\n", name)
+		return ExitNotFound
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR):
+		fmt.Fprintf(c.Stderr, "rotini: %s: not executable: %v\n", name, err)
+		return ExitNotExecutable
+	}
+	fmt.Fprintf(c.Stderr, "rotini: start %s: %v\n", name, err)
+	return ExitInternal
+}

@@ -1,0 +1,4 @@
+# ERROR: Missing app block
+log {
+  level = "debug"
+}

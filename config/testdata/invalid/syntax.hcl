@@ -1,0 +1,3 @@
+app "web" {
+  command = ["./server"
+} # ERROR: Missing item separator

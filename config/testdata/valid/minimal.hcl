@@ -1,0 +1,3 @@
+app "main" {
+  command = ["sleep", "infinity"]
+}

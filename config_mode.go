@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rotini-dev/rotini/config"
+	pid1 "github.com/rotini-dev/rotini/init"
+	"github.com/rotini-dev/rotini/reload"
+)
+
+// check is `rotini check [FILE]`: diagnostics with file:line:column, or a
+// one-line summary.
+func (c *CLI) check(args []string) int {
+	path := os.Getenv("ROTINI_CONFIG")
+	switch len(args) {
+	case 0:
+	case 1:
+		path = args[0]
+	default:
+		return c.usageError("check takes one file, got %d arguments", len(args))
+	}
+	if path == "" {
+		return c.usageError("check: no file given (and ROTINI_CONFIG is not set)")
+	}
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(c.Stderr, nil, diags)
+		return ExitConfig
+	}
+	if len(diags) > 0 {
+		config.WriteDiagnostics(c.Stderr, nil, diags)
+	}
+	fmt.Fprintln(c.Stdout, cfg.Summary())
+	return ExitOK
+}
+
+// runConfig is managed mode: rotini owns the listeners and runs the apps.
+func (c *CLI) runConfig(o *runOptions, cmd []string) int {
+	if len(cmd) > 0 {
+		return c.usageError("give either a config file (-c) or a command after --, not both")
+	}
+	cfg, diags := config.Load(o.config)
+	if diags.HasErrors() {
+		config.WriteDiagnostics(c.Stderr, nil, diags)
+		return ExitConfig
+	}
+	level, format := cfg.Log.Level, cfg.Log.Format
+	if o.logLevel != "" {
+		level = o.logLevel
+	}
+	if o.logFormat != "text" {
+		format = o.logFormat
+	}
+	log, err := newLogger(level, format, c.Stderr)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if len(diags) > 0 {
+		config.WriteDiagnostics(c.Stderr, nil, diags)
+	}
+	rewrite, err := parseRewrites(o.rewrite)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	for from, to := range cfg.Rewrite {
+		if _, set := rewrite[from]; !set { // the flag wins over the file
+			rewrite[from] = to
+		}
+	}
+
+	var listeners []*reload.Listener
+	for _, l := range cfg.Listeners {
+		ln, err := reload.Listen(reload.ListenerOptions{
+			Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
+			Mode: l.Mode, Owner: l.Owner, Group: l.Group,
+		})
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+			return ExitInternal
+		}
+		log.Info("listening", "listener", l.Name, "address", ln.Addr)
+		listeners = append(listeners, ln)
+	}
+
+	r, stopReaper := c.startReaper(log)
+	defer stopReaper()
+	m, err := reload.New(reload.Options{
+		Log:        log,
+		Reaper:     r,
+		Listeners:  listeners,
+		Apps:       appOptions(cfg),
+		RuntimeDir: reload.RuntimeDir(),
+		Env:        os.Environ(),
+		Reconfigure: func() ([]reload.AppOptions, error) {
+			return reconfigure(log, o.config, cfg)
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+		return ExitInternal
+	}
+	m.Start()
+	return pid1.Run(context.Background(), pid1.Options{
+		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
+		Reaper: r, Signals: c.Signals, Chld: c.Chld,
+	}, m)
+}
+
+// reconfigure re-reads the config file for a reload. Listeners are bound once
+// for rotini's life, so a change to them is reported and otherwise ignored.
+func reconfigure(log hclog.Logger, path string, running *config.Config) ([]reload.AppOptions, error) {
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		var b strings.Builder
+		config.WriteDiagnostics(&b, nil, diags)
+		log.Error("config invalid", "file", path, "diagnostics", b.String())
+		return nil, fmt.Errorf("%s: %s", path, diags.Error())
+	}
+	if !sameListeners(cfg.Listeners, running.Listeners) {
+		log.Warn("listener changes take effect only when rotini restarts; keeping the bound sockets", "file", path)
+	}
+	return appOptions(cfg), nil
+}
+
+func sameListeners(a, b []config.Listener) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// appOptions turns the config's apps into reload's options; reload does not
+// import config, so that it can be tested without HCL.
+func appOptions(cfg *config.Config) []reload.AppOptions {
+	var out []reload.AppOptions
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		out = append(out, reload.AppOptions{
+			Name: a.Name,
+			Spawn: func(v reload.SpawnVars) ([]string, []string, string, error) {
+				return a.Spawn(config.SpawnVars{FDs: v.FDs, Generation: v.Generation, Worker: v.Worker, Env: environ()})
+			},
+			Workers:             a.Workers,
+			Listen:              a.Listen,
+			User:                a.User,
+			Group:               a.Group,
+			StopSignal:          a.StopSignal,
+			StopTimeout:         a.StopTimeout,
+			Reload:              reload.Mode(a.Reload),
+			ReloadSignal:        a.ReloadSignal,
+			BeforeReload:        a.BeforeReload,
+			BeforeReloadTimeout: a.BeforeReloadTimeout,
+			Ready: reload.ReadyOptions{
+				Notify: a.Ready.Notify, HTTP: a.Ready.HTTP, TCP: a.Ready.TCP, Exec: a.Ready.Exec,
+				Timeout: a.Ready.Timeout, MinUptime: a.Ready.MinUptime, Interval: a.Ready.Interval,
+			},
+			RestartBackoff:    a.RestartBackoff,
+			RestartBackoffMax: a.RestartBackoffMax,
+			CrashLimit:        a.CrashLimit,
+			CrashWindow:       a.CrashWindow,
+		})
+	}
+	return out
+}
+
+func environ() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

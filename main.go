@@ -1,0 +1,15 @@
+// Command rotini is a PID-1 init for containers that reloads an application
+// without dropping a connection. See README.md.
+package main
+
+import (
+	"os"
+
+	pid1 "github.com/rotini-dev/rotini/init"
+)
+
+func main() {
+	execShimIfAsked() // a worker's first instant; never returns when it applies
+	sigs, chld := pid1.Notify()
+	os.Exit(newCLI(sigs, chld).Run(os.Args[1:]))
+}

@@ -1,0 +1,615 @@
+package reload
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/reaper"
+)
+
+// fastStopTimeout bounds a fast stop: SIGKILL follows SIGQUIT this soon.
+const fastStopTimeout = 2 * time.Second
+
+type genState int
+
+const (
+	booting genState = iota
+	serving
+	draining
+)
+
+func (s genState) String() string { return [...]string{"booting", "serving", "draining"}[s] }
+
+// generation is one start of an app's workers from one configuration and
+// one resolved code directory.
+type generation struct {
+	app       *app
+	num       int
+	o         AppOptions
+	dir       string // resolved at start: a `current` symlink pins the release
+	listeners []*Listener
+	probe     *Listener // private loopback socket for `ready { http = "/path" }`
+	workers   map[int]*worker
+	state     genState
+	ready     bool
+	timedOut  bool // readiness timeout passed (initial generation only)
+	started   time.Time
+	stopAt    time.Time
+	killTimer *time.Timer
+	deaths    []time.Time
+	backoff   time.Duration
+}
+
+// Result is the outcome of one reload of one app.
+type Result struct {
+	App        string
+	OK         bool
+	Generation int // the generation serving afterwards
+	Reason     string
+	Duration   time.Duration
+}
+
+type reloadReq struct {
+	opts  *AppOptions // new options, or nil to keep
+	reply chan<- Result
+}
+
+// rotation is a reload in progress.
+type rotation struct {
+	next    *generation
+	old     *generation
+	started time.Time
+	waiters []chan<- Result
+	cancel  chan struct{} // stops before_reload
+}
+
+// Event kinds sent to the app goroutine.
+type (
+	evExit struct {
+		w    *worker
+		exit reaper.Exit
+	}
+	evNotify struct {
+		w   *worker
+		msg notifyMsg
+	}
+	evProbed       struct{ w *worker }
+	evAged         struct{ w *worker }
+	evKill         struct{ g *generation }
+	evReadyTimeout struct{ g *generation }
+	evRestart      struct {
+		g     *generation
+		index int
+		prior int
+	}
+	evBeforeReload struct {
+		r   *rotation
+		err error
+	}
+	evStop   struct{ fast bool }
+	evSignal struct{ sig unix.Signal }
+	evScale  struct{ delta int }
+)
+
+type app struct {
+	m      *Manager
+	o      AppOptions
+	log    hclog.Logger
+	events chan any
+	quit   chan struct{} // closed when the loop ends
+
+	gens     int // generations started so far
+	serving  *generation
+	rot      *rotation
+	draining []*generation
+	pending  []chan<- Result // reload requests not yet started
+	pendOpts *AppOptions
+	wantMore bool
+	stopping bool
+	fast     bool
+	fatal    *int // crash loop: rotini must exit with this code
+	last     *Result
+}
+
+func newApp(m *Manager, o AppOptions) *app {
+	return &app{
+		m: m, o: o,
+		log:    m.o.Log.Named(o.Name),
+		events: make(chan any, 256),
+		quit:   make(chan struct{}),
+	}
+}
+
+// send delivers an event unless the loop has ended.
+func (a *app) send(ev any) {
+	select {
+	case a.events <- ev:
+	case <-a.quit:
+	}
+}
+
+func (a *app) after(d time.Duration, ev any) *time.Timer {
+	return time.AfterFunc(d, func() { a.send(ev) })
+}
+
+// run is the app's goroutine; it returns when the app has stopped, with the
+// exit code rotini should use (0, or a crashed worker's code).
+func (a *app) run(done chan<- appDone) {
+	a.startServing()
+	for {
+		ev := <-a.events
+		a.handle(ev)
+		if a.stopping && a.live() == 0 {
+			code := 0
+			if a.fatal != nil {
+				code = *a.fatal
+			}
+			close(a.quit)
+			done <- appDone{name: a.o.Name, code: code}
+			return
+		}
+	}
+}
+
+type appDone struct {
+	name string
+	code int
+}
+
+func (a *app) live() int {
+	n := 0
+	for _, g := range a.allGens() {
+		n += len(g.workers)
+	}
+	return n
+}
+
+// allGens lists every generation with workers or about to have them, once.
+func (a *app) allGens() []*generation {
+	gs := append([]*generation(nil), a.draining...)
+	for _, g := range []*generation{a.serving, a.next()} {
+		if g != nil && g.state != draining {
+			gs = append(gs, g)
+		}
+	}
+	return gs
+}
+
+func (a *app) next() *generation {
+	if a.rot == nil || a.rot.next == a.serving {
+		return nil
+	}
+	return a.rot.next
+}
+
+func (a *app) handle(ev any) {
+	switch e := ev.(type) {
+	case reloadReq:
+		a.requestReload(e)
+	case evExit:
+		a.workerExited(e.w, e.exit)
+	case evNotify:
+		if e.msg.Ready && !e.w.notified {
+			e.w.notified = true
+			a.log.Debug("worker notified ready", "generation", e.w.gen.num, "worker", e.w.index, "pid", e.w.pid, "from", e.msg.Pid)
+			a.checkWorker(e.w)
+		}
+	case evProbed:
+		e.w.probed = true
+		a.checkWorker(e.w)
+	case evAged:
+		e.w.aged = true
+		a.checkWorker(e.w)
+	case evReadyTimeout:
+		a.readyTimeout(e.g)
+	case evKill:
+		if len(e.g.workers) > 0 {
+			a.log.Warn("stop timeout: killing workers", "generation", e.g.num, "workers", len(e.g.workers), "timeout", e.g.o.StopTimeout)
+			for _, w := range e.g.workers {
+				w.kill(unix.SIGKILL)
+			}
+		}
+	case evRestart:
+		if e.g.state != draining && !a.stopping {
+			if _, taken := e.g.workers[e.index]; !taken && e.index < e.g.o.Workers {
+				a.spawn(e.g, e.index, e.prior+1)
+			}
+		}
+	case evBeforeReload:
+		a.beforeReloadDone(e.r, e.err)
+	case evStop:
+		a.stop(e.fast)
+	case evSignal:
+		for _, g := range a.allGens() {
+			for _, w := range g.workers {
+				w.kill(e.sig)
+			}
+		}
+	case evScale:
+		a.scale(e.delta)
+	case evKillWorker:
+		if e.w.gen.workers[e.w.index] == e.w {
+			e.w.kill(unix.SIGKILL)
+		}
+	case statusReq:
+		e.reply <- a.status()
+	}
+}
+
+// newGeneration prepares generation N+1; startWorkers starts it. They are
+// apart so the caller can record what the generation is for (serving, or the
+// next of a rotation) before any of its workers can exit.
+func (a *app) newGeneration(o AppOptions) *generation {
+	a.gens++
+	g := &generation{
+		app: a, num: a.gens, o: o, workers: map[int]*worker{},
+		started: time.Now(), backoff: o.RestartBackoff,
+	}
+	g.dir = a.resolveDir(g)
+	for _, name := range o.Listen {
+		if l := a.m.listener(name); l != nil {
+			g.listeners = append(g.listeners, l)
+		}
+	}
+	if strings.HasPrefix(o.Ready.HTTP, "/") {
+		p, err := Listen(ListenerOptions{Name: "rotini-probe", Network: "tcp4", Address: "127.0.0.1:0", Backlog: 64})
+		if err != nil {
+			a.log.Error("probe socket", "error", err)
+		} else {
+			g.probe = p
+			g.listeners = append(g.listeners, p)
+		}
+	}
+	return g
+}
+
+func (a *app) startWorkers(g *generation) {
+	if g.dir != "" {
+		a.log.Info("generation starting", "generation", g.num, "workers", g.o.Workers, "dir", g.dir)
+	} else {
+		a.log.Info("generation starting", "generation", g.num, "workers", g.o.Workers)
+	}
+	for i := 0; i < g.o.Workers; i++ {
+		a.spawn(g, i, 0)
+	}
+	if g.o.Ready.Timeout > 0 {
+		a.after(g.o.Ready.Timeout, evReadyTimeout{g})
+	}
+}
+
+// startServing starts a generation that serves from the start: the first
+// one, or the one after a `restart` reload.
+func (a *app) startServing() *generation {
+	g := a.newGeneration(a.o)
+	g.state = serving
+	a.serving = g
+	a.startWorkers(g)
+	return g
+}
+
+// resolveDir evaluates the app's dir and resolves symlinks now, so that a
+// later `ln -sfn releases/43 current` does not move a running generation.
+func (a *app) resolveDir(g *generation) string {
+	_, _, dir, err := g.o.Spawn(SpawnVars{FDs: map[string]int{}, Generation: g.num})
+	if err != nil || dir == "" {
+		return dir
+	}
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		return r
+	}
+	return dir
+}
+
+func (a *app) spawn(g *generation, index, restarts int) {
+	spec, err := a.buildSpawn(g, index)
+	var pid int
+	var exit <-chan reaper.Exit
+	if err == nil {
+		pid, exit, err = a.m.o.Reaper.Start(spec.path, spec.argv, spec.attr)
+	}
+	if err != nil {
+		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
+		// Treat like a worker that died at once, with a shell's code.
+		code := 127
+		if !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "no such file") {
+			code = 126
+		}
+		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
+		g.workers[index] = w
+		// Reported like a worker that died at once, through the loop, so
+		// that the caller finishes what it was doing first.
+		go a.send(evExit{w, reaper.Exit{Status: unix.WaitStatus(code << 8)}})
+		return
+	}
+	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
+	g.workers[index] = w
+	a.m.register(pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
+	go func() { a.send(evExit{w, <-exit}) }()
+	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)
+	if g.state == draining {
+		return
+	}
+	r := g.o.Ready
+	if r.MinUptime > 0 {
+		a.after(r.MinUptime, evAged{w})
+	} else {
+		w.aged = true
+	}
+	if r.HTTP != "" || r.TCP != "" || len(r.Exec) > 0 {
+		go a.probe(w, g.probe, r)
+	} else {
+		w.probed = true
+	}
+	if !r.Notify {
+		w.notified = true
+	}
+	a.checkWorker(w)
+}
+
+// probe retries the configured checks until they pass or the worker is no
+// longer starting; it reports success once.
+func (a *app) probe(w *worker, probeL *Listener, r ReadyOptions) {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	url := r.HTTP
+	if strings.HasPrefix(url, "/") && probeL != nil {
+		url = "http://" + probeL.Addr + url
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok := true
+		if url != "" {
+			resp, err := client.Get(url)
+			if err != nil {
+				ok = false
+			} else {
+				resp.Body.Close()
+				ok = resp.StatusCode < 400
+			}
+		}
+		if ok && r.TCP != "" {
+			c, err := net.DialTimeout("tcp", r.TCP, 2*time.Second)
+			if err != nil {
+				ok = false
+			} else {
+				c.Close()
+			}
+		}
+		if ok && len(r.Exec) > 0 {
+			env := setEnv(setEnv(setEnv(a.m.o.Env, "ROTINI_APP", a.o.Name), "ROTINI_GENERATION", strconv.Itoa(w.gen.num)), "ROTINI_PID", strconv.Itoa(w.pid))
+			env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(w.index))
+			e, err := runOnce(a.m.o.Reaper, r.Exec, w.gen.dir, env, max(r.Timeout, time.Second), w.cancel)
+			ok = err == nil && e.Code() == 0
+		}
+		if ok {
+			a.send(evProbed{w})
+			return
+		}
+		select {
+		case <-w.cancel:
+			return
+		case <-a.quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkWorker marks a worker ready when every check has passed.
+func (a *app) checkWorker(w *worker) {
+	if w.state != starting || !w.notified || !w.probed || !w.aged {
+		return
+	}
+	if g := w.gen; g.workers[w.index] != w {
+		return
+	}
+	w.state = ready
+	close(w.cancel)
+	a.log.Info("worker ready", "generation", w.gen.num, "worker", w.index, "pid", w.pid, "after", time.Since(w.started).Round(time.Millisecond))
+	a.checkGeneration(w.gen)
+}
+
+func (a *app) checkGeneration(g *generation) {
+	if g.ready || g.state == draining || len(g.workers) < g.o.Workers {
+		return
+	}
+	for _, w := range g.workers {
+		if w.state != ready {
+			return
+		}
+	}
+	g.ready = true
+	a.log.Info("generation ready", "generation", g.num, "workers", len(g.workers), "after", time.Since(g.started).Round(time.Millisecond))
+	if g.probe != nil {
+		// Only the readiness probe used it; closing rotini's copy is enough
+		// for it to go away when the generation exits.
+		g.probe.File.Close()
+	}
+	if a.rot != nil && a.rot.next == g {
+		a.promote()
+		return
+	}
+	a.maybeStartReload()
+}
+
+func (a *app) readyTimeout(g *generation) {
+	if g.ready || g.state == draining {
+		return
+	}
+	if a.rot != nil && a.rot.next == g {
+		a.rollback(fmt.Sprintf("generation %d not ready after %s (%s)", g.num, g.o.Ready.Timeout, a.notReady(g)))
+		return
+	}
+	if g == a.serving {
+		g.timedOut = true
+		a.log.Warn("generation not ready in time; a reload may replace it", "generation", g.num, "timeout", g.o.Ready.Timeout, "waiting_for", a.notReady(g))
+		a.maybeStartReload()
+	}
+}
+
+func (a *app) notReady(g *generation) string {
+	var parts []string
+	idx := make([]int, 0, len(g.workers))
+	for i := range g.workers {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		w := g.workers[i]
+		if w.state == ready {
+			continue
+		}
+		var miss []string
+		if !w.notified {
+			miss = append(miss, "READY=1")
+		}
+		if !w.probed {
+			miss = append(miss, "probe")
+		}
+		if !w.aged {
+			miss = append(miss, "min_uptime")
+		}
+		parts = append(parts, fmt.Sprintf("worker %d pid %d waiting for %s", i, w.pid, strings.Join(miss, ", ")))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("%d of %d workers running", len(g.workers), g.o.Workers)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *app) workerExited(w *worker, e reaper.Exit) {
+	g := w.gen
+	if g.workers[w.index] == w {
+		delete(g.workers, w.index)
+	}
+	if w.state != ready {
+		select {
+		case <-w.cancel:
+		default:
+			close(w.cancel)
+		}
+	}
+	if w.pid > 0 {
+		a.m.unregister(w.pid)
+	}
+	expected := g.state == draining || w.state == stopping
+	lvl := hclog.Warn
+	if expected {
+		lvl = hclog.Info
+	}
+	a.log.Log(lvl, "worker exited", "generation", g.num, "worker", w.index, "pid", w.pid, "status", e.String(), "code", e.Code(), "uptime", time.Since(w.started).Round(time.Millisecond))
+
+	switch {
+	case g.state == draining:
+		if len(g.workers) == 0 {
+			a.drained(g)
+		}
+	case w.state == stopping:
+		// scaled down
+	case a.rot != nil && a.rot.next == g && g != a.serving:
+		a.rollback(fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+	case a.stopping:
+	default:
+		if a.rot != nil && a.rot.next == g {
+			// restart mode: nothing to roll back to; report and carry on.
+			a.finish(false, fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+		}
+		a.crashed(g, w, e)
+	}
+}
+
+// crashed replaces a dead worker of the serving generation with backoff, or
+// declares a crash loop.
+func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
+	now := time.Now()
+	keep := g.deaths[:0]
+	for _, t := range g.deaths {
+		if now.Sub(t) < g.o.CrashWindow {
+			keep = append(keep, t)
+		}
+	}
+	g.deaths = append(keep, now)
+	if g.o.CrashLimit > 0 && len(g.deaths) >= g.o.CrashLimit {
+		code := e.Code()
+		a.log.Error("crash loop: stopping rotini", "generation", g.num, "deaths", len(g.deaths), "window", g.o.CrashWindow, "exit_code", code)
+		a.fatal = &code
+		a.m.crashLoop(a.o.Name, code)
+		return
+	}
+	// A worker that had run for a while before dying does not grow the
+	// backoff: that is the next crash of a healthy app, not a loop.
+	if time.Since(w.started) > g.o.CrashWindow {
+		g.backoff = g.o.RestartBackoff
+	}
+	d := g.backoff
+	g.backoff = min(g.backoff*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))
+	a.log.Warn("restarting worker", "generation", g.num, "worker", w.index, "in", d)
+	a.after(d, evRestart{g: g, index: w.index, prior: w.restarts})
+}
+
+// stopGeneration sends the stop signal to every worker of g and arms the
+// SIGKILL that follows after the stop timeout.
+func (a *app) stopGeneration(g *generation, why string) {
+	if g.state != draining {
+		g.state = draining
+		g.stopAt = time.Now()
+		a.draining = append(a.draining, g)
+	}
+	sig, timeout := g.o.StopSignal, g.o.StopTimeout
+	if a.fast {
+		sig, timeout = unix.SIGQUIT, min(fastStopTimeout, g.o.StopTimeout)
+	}
+	a.log.Info("generation draining", "generation", g.num, "workers", len(g.workers), "signal", unix.SignalName(sig), "kill_after", timeout, "reason", why)
+	for _, w := range g.workers {
+		if w.state == starting {
+			close(w.cancel)
+		}
+		w.state = stopping
+		w.kill(sig)
+	}
+	if g.killTimer != nil {
+		g.killTimer.Stop()
+	}
+	g.killTimer = a.after(timeout, evKill{g})
+	if len(g.workers) == 0 {
+		a.drained(g)
+	}
+}
+
+func (a *app) drained(g *generation) {
+	if g.killTimer != nil {
+		g.killTimer.Stop()
+	}
+	for i, d := range a.draining {
+		if d == g {
+			a.draining = append(a.draining[:i], a.draining[i+1:]...)
+			break
+		}
+	}
+	if g.probe != nil {
+		g.probe.File.Close()
+	}
+	a.log.Info("generation drained", "generation", g.num, "after", time.Since(g.stopAt).Round(time.Millisecond))
+	if a.rot != nil && a.rot.old == g && a.rot.next == nil && !a.stopping {
+		// restart mode: the old generation is gone; start the new one.
+		g := a.newGeneration(a.o)
+		g.state = serving
+		a.serving, a.rot.next = g, g
+		a.startWorkers(g)
+	}
+}

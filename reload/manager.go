@@ -1,0 +1,283 @@
+package reload
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Manager runs every app of a config and is rotini's workload in managed
+// mode. Its methods may be called from any goroutine; each forwards to the
+// apps' goroutines and returns without waiting for processes.
+type Manager struct {
+	o         Options
+	apps      []*app
+	byName    map[string]*app
+	listeners map[string]*Listener
+	notify    *notifyServer
+	doneC     chan int
+	appDone   chan appDone
+
+	mu      sync.Mutex
+	workers map[int]func(notifyMsg) // pid -> notify handler
+	code    *int                    // first crash-loop code
+}
+
+// New prepares a Manager; Start starts the apps' first generations.
+func New(o Options) (*Manager, error) {
+	m := &Manager{
+		o:         o,
+		byName:    map[string]*app{},
+		listeners: map[string]*Listener{},
+		doneC:     make(chan int, 1),
+		appDone:   make(chan appDone, len(o.Apps)),
+		workers:   map[int]func(notifyMsg){},
+	}
+	for _, l := range o.Listeners {
+		m.listeners[l.Name] = l
+	}
+	needNotify := false
+	for _, ao := range o.Apps {
+		for _, name := range ao.Listen {
+			if m.listeners[name] == nil {
+				return nil, fmt.Errorf("app %q: no listener named %q", ao.Name, name)
+			}
+		}
+		needNotify = needNotify || ao.Ready.Notify
+		a := newApp(m, ao)
+		m.apps = append(m.apps, a)
+		m.byName[ao.Name] = a
+	}
+	// The notify socket exists even if no app asks for it now, so that a
+	// reload that turns `notify` on needs no restart.
+	_ = needNotify
+	n, err := newNotifyServer(o.Log.Named("notify"), o.RuntimeDir, m.lookup)
+	if err != nil {
+		return nil, err
+	}
+	m.notify = n
+	return m, nil
+}
+
+// Start starts every app and returns at once.
+func (m *Manager) Start() {
+	go m.notify.serve()
+	for _, a := range m.apps {
+		go a.run(m.appDone)
+	}
+	go m.wait()
+}
+
+func (m *Manager) wait() {
+	left := len(m.apps)
+	code := 0
+	for left > 0 {
+		d := <-m.appDone
+		left--
+		if d.code != 0 && code == 0 {
+			code = d.code
+		}
+	}
+	m.mu.Lock()
+	if m.code != nil {
+		code = *m.code
+	}
+	m.mu.Unlock()
+	m.notify.close()
+	m.doneC <- code
+}
+
+func (m *Manager) listener(name string) *Listener { return m.listeners[name] }
+
+func (m *Manager) register(pid int, h func(notifyMsg)) {
+	m.mu.Lock()
+	m.workers[pid] = h
+	m.mu.Unlock()
+}
+
+func (m *Manager) unregister(pid int) {
+	m.mu.Lock()
+	delete(m.workers, pid)
+	m.mu.Unlock()
+}
+
+func (m *Manager) lookup(pid int) func(notifyMsg) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers[pid]
+}
+
+// crashLoop ends rotini: every app stops and rotini exits with code.
+func (m *Manager) crashLoop(app string, code int) {
+	m.mu.Lock()
+	if m.code == nil {
+		m.code = &code
+	}
+	m.mu.Unlock()
+	go m.Stop(false)
+}
+
+// Signal forwards sig to every worker's process group.
+func (m *Manager) Signal(sig unix.Signal) {
+	for _, a := range m.apps {
+		a.send(evSignal{sig})
+	}
+}
+
+// Stop drains every app.
+func (m *Manager) Stop(fast bool) {
+	for _, a := range m.apps {
+		a.send(evStop{fast})
+	}
+}
+
+// Reload re-reads the configuration and reloads every app; results are
+// logged. It is what HUP does.
+func (m *Manager) Reload() { m.ReloadApps(nil, nil) }
+
+// ReloadApps reloads the named apps (all when names is empty) and sends one
+// Result per app on reply, if reply is not nil. An invalid config fails every
+// app's reload at once and changes nothing.
+func (m *Manager) ReloadApps(names []string, reply chan<- Result) {
+	targets := m.apps
+	if len(names) > 0 {
+		targets = nil
+		for _, n := range names {
+			a := m.byName[n]
+			if a == nil {
+				if reply != nil {
+					reply <- Result{App: n, Reason: fmt.Sprintf("no app named %q", n)}
+				}
+				continue
+			}
+			targets = append(targets, a)
+		}
+	}
+	var opts map[string]*AppOptions
+	if m.o.Reconfigure != nil {
+		apps, err := m.o.Reconfigure()
+		if err != nil {
+			m.o.Log.Error("reload: config invalid, keeping the running config", "error", err)
+			for _, a := range targets {
+				if reply != nil {
+					reply <- Result{App: a.o.Name, Reason: "config invalid: " + err.Error()}
+				}
+			}
+			return
+		}
+		opts = map[string]*AppOptions{}
+		for i := range apps {
+			opts[apps[i].Name] = &apps[i]
+		}
+	}
+	for _, a := range targets {
+		var o *AppOptions
+		if opts != nil {
+			o = opts[a.o.Name]
+			if o == nil {
+				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.o.Name)
+			}
+		}
+		a.send(reloadReq{opts: o, reply: reply})
+	}
+	for name := range opts {
+		if m.byName[name] == nil {
+			m.o.Log.Warn("reload: new app in config; adding apps needs a restart of rotini", "app", name)
+		}
+	}
+}
+
+// Scale changes every app's worker count by delta (TTIN/TTOU).
+func (m *Manager) Scale(delta int) {
+	for _, a := range m.apps {
+		a.send(evScale{delta})
+	}
+}
+
+// Done yields rotini's exit code once every app has stopped.
+func (m *Manager) Done() <-chan int { return m.doneC }
+
+// WorkerStatus describes one live worker.
+type WorkerStatus struct {
+	Pid      int       `json:"pid"`
+	Index    int       `json:"worker"`
+	State    string    `json:"state"`
+	Started  time.Time `json:"started"`
+	Restarts int       `json:"restarts"`
+}
+
+// GenerationStatus describes one generation.
+type GenerationStatus struct {
+	Number  int            `json:"generation"`
+	State   string         `json:"state"`
+	Ready   bool           `json:"ready"`
+	Dir     string         `json:"dir,omitempty"`
+	Started time.Time      `json:"started"`
+	Workers []WorkerStatus `json:"workers"`
+}
+
+// AppStatus describes one app.
+type AppStatus struct {
+	Name        string             `json:"name"`
+	Serving     int                `json:"serving"`
+	Ready       bool               `json:"ready"`
+	Generations []GenerationStatus `json:"generations"`
+	LastReload  *Result            `json:"last_reload,omitempty"`
+}
+
+type statusReq struct{ reply chan AppStatus }
+
+func (a *app) status() AppStatus {
+	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Ready: a.serving.ready, LastReload: a.last}
+	for _, g := range a.allGens() {
+		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started}
+		for _, w := range g.workers {
+			gs.Workers = append(gs.Workers, WorkerStatus{Pid: w.pid, Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
+		}
+		sort.Slice(gs.Workers, func(i, j int) bool { return gs.Workers[i].Index < gs.Workers[j].Index })
+		s.Generations = append(s.Generations, gs)
+	}
+	return s
+}
+
+// Status returns a snapshot of every app, or what it has after timeout.
+func (m *Manager) Status(timeout time.Duration) []AppStatus {
+	var out []AppStatus
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for _, a := range m.apps {
+		reply := make(chan AppStatus, 1)
+		select {
+		case a.events <- statusReq{reply}:
+		case <-a.quit:
+			continue
+		case <-t.C:
+			return out
+		}
+		select {
+		case s := <-reply:
+			out = append(out, s)
+		case <-a.quit:
+		case <-t.C:
+			return out
+		}
+	}
+	return out
+}
+
+// RuntimeDir picks where rotini keeps its sockets: /run/rotini when it can
+// write there (a container, or root), else a private directory under TMPDIR.
+func RuntimeDir() string {
+	if err := os.MkdirAll("/run/rotini", 0o755); err == nil {
+		if f, err := os.CreateTemp("/run/rotini", ".probe"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "/run/rotini"
+		}
+	}
+	return fmt.Sprintf("%s/rotini-%d", os.TempDir(), os.Getpid())
+}

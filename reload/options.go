@@ -1,0 +1,90 @@
+package reload
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/reaper"
+)
+
+// Mode is how an app reloads.
+type Mode string
+
+const (
+	// Rotate starts a new generation, waits until it is ready, then drains
+	// the old one. The default for apps with listeners.
+	Rotate Mode = "rotate"
+	// Signal forwards ReloadSignal to the app, which reloads itself. The
+	// default for apps without listeners.
+	Signal Mode = "signal"
+	// Restart stops the serving generation, then starts a new one; clients
+	// wait in the backlog of rotini's sockets meanwhile.
+	Restart Mode = "restart"
+)
+
+// SpawnVars are the values a worker's command, env and dir may depend on.
+type SpawnVars struct {
+	FDs        map[string]int // listener name -> fd number in the worker
+	Generation int
+	Worker     int
+}
+
+// SpawnFunc evaluates an app's command, extra environment (KEY=VALUE) and
+// working directory for one worker.
+type SpawnFunc func(SpawnVars) (argv, env []string, dir string, err error)
+
+// ReadyOptions say when a new worker counts as ready. A worker is ready when
+// every configured check passed and it has stayed alive for MinUptime.
+type ReadyOptions struct {
+	Notify bool   // wait for READY=1 on NOTIFY_SOCKET
+	HTTP   string // "/path": probe the generation's private loopback socket; or a full URL
+	TCP    string // host:port that must accept a connection
+	Exec   []string
+	// Timeout bounds the whole wait for one generation.
+	Timeout   time.Duration
+	MinUptime time.Duration
+	Interval  time.Duration // between probe attempts
+}
+
+// AppOptions describe one app. main builds them from the config file.
+type AppOptions struct {
+	Name         string
+	Spawn        SpawnFunc
+	Workers      int
+	Listen       []string // listener names, in fd order
+	User, Group  string
+	StopSignal   unix.Signal
+	StopTimeout  time.Duration
+	Reload       Mode
+	ReloadSignal unix.Signal
+	// BeforeReload runs in the new code directory before a rotation; a
+	// non-zero exit aborts the reload.
+	BeforeReload        []string
+	BeforeReloadTimeout time.Duration
+	Ready               ReadyOptions
+	// A serving worker that dies is restarted after RestartBackoff, doubled
+	// for each further death up to RestartBackoffMax. CrashLimit deaths in
+	// CrashWindow end rotini with the last worker's exit code.
+	RestartBackoff    time.Duration
+	RestartBackoffMax time.Duration
+	CrashLimit        int
+	CrashWindow       time.Duration
+}
+
+// Options configure a Manager.
+type Options struct {
+	Log       hclog.Logger
+	Reaper    *reaper.Reaper
+	Listeners []*Listener
+	Apps      []AppOptions
+	// Reconfigure re-reads the config on reload. It returns the apps'
+	// new options, or an error that makes the reload fail with the old
+	// config kept. Nil means the options never change.
+	Reconfigure func() ([]AppOptions, error)
+	// RuntimeDir holds the notify socket.
+	RuntimeDir string
+	// Env is the base environment of every worker.
+	Env []string
+}

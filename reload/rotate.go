@@ -1,0 +1,210 @@
+package reload
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// requestReload queues a reload; requests that arrive while one runs
+// coalesce into a single further reload.
+func (a *app) requestReload(r reloadReq) {
+	if a.stopping {
+		if r.reply != nil {
+			r.reply <- Result{App: a.o.Name, Reason: "rotini is stopping"}
+		}
+		return
+	}
+	if r.opts != nil {
+		a.pendOpts = r.opts
+	}
+	if r.reply != nil {
+		a.pending = append(a.pending, r.reply)
+	}
+	a.wantMore = true
+	a.maybeStartReload()
+}
+
+// maybeStartReload starts the queued reload when none is running and the
+// serving generation is ready (or gave up being so): a HUP during start-up
+// waits for the first generation instead of racing it.
+func (a *app) maybeStartReload() {
+	if !a.wantMore || a.rot != nil || a.stopping {
+		return
+	}
+	if !a.serving.ready && !a.serving.timedOut {
+		return
+	}
+	a.wantMore = false
+	if a.pendOpts != nil {
+		a.o = *a.pendOpts
+		a.pendOpts = nil
+	}
+	rot := &rotation{old: a.serving, started: time.Now(), waiters: a.pending, cancel: make(chan struct{})}
+	a.pending = nil
+	a.rot = rot
+	mode := a.o.Reload
+	a.log.Info("reload starting", "mode", mode, "serving", a.serving.num)
+	switch mode {
+	case Signal:
+		sig := a.o.ReloadSignal
+		for _, w := range a.serving.workers {
+			w.kill(sig)
+		}
+		a.log.Info("reload signal sent", "signal", unix.SignalName(sig), "generation", a.serving.num, "workers", len(a.serving.workers))
+		a.finish(true, "")
+		return
+	}
+	if len(a.o.BeforeReload) > 0 {
+		o, num := a.o, a.gens+1
+		go func() {
+			_, _, dir, err := o.Spawn(SpawnVars{FDs: map[string]int{}, Generation: num})
+			if err == nil {
+				err = a.runBeforeReload(o, dir, rot.cancel)
+			}
+			a.send(evBeforeReload{rot, err})
+		}()
+		return
+	}
+	a.beforeReloadDone(rot, nil)
+}
+
+func (a *app) runBeforeReload(o AppOptions, dir string, cancel <-chan struct{}) error {
+	timeout := o.BeforeReloadTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	env := setEnv(a.m.o.Env, "ROTINI_APP", o.Name)
+	e, err := runOnce(a.m.o.Reaper, o.BeforeReload, dir, env, timeout, cancel)
+	if err != nil {
+		return fmt.Errorf("before_reload: %w", err)
+	}
+	if e.Code() != 0 {
+		return fmt.Errorf("before_reload %q: %s", o.BeforeReload, e.String())
+	}
+	return nil
+}
+
+func (a *app) beforeReloadDone(rot *rotation, err error) {
+	if a.rot != rot {
+		return
+	}
+	if err != nil {
+		a.finish(false, err.Error())
+		return
+	}
+	if a.o.Reload == Restart {
+		a.stopGeneration(a.serving, "restart")
+		return // drained() starts the new generation
+	}
+	rot.next = a.newGeneration(a.o)
+	a.startWorkers(rot.next)
+}
+
+// promote makes the ready new generation the serving one and drains the old.
+func (a *app) promote() {
+	rot := a.rot
+	old := rot.old
+	a.serving = rot.next
+	a.serving.state = serving
+	if old != nil && old.state != draining {
+		a.stopGeneration(old, fmt.Sprintf("replaced by generation %d", a.serving.num))
+	}
+	a.finish(true, "")
+}
+
+// rollback stops a failed new generation; the serving one keeps serving.
+func (a *app) rollback(reason string) {
+	rot := a.rot
+	a.log.Error("reload failed: rolling back", "failed_generation", rot.next.num, "serving", a.serving.num, "reason", reason)
+	a.stopGeneration(rot.next, "rolled back")
+	a.finish(false, reason)
+}
+
+// finish reports the reload's result and starts a coalesced one if queued.
+func (a *app) finish(ok bool, reason string) {
+	rot := a.rot
+	if rot == nil {
+		return
+	}
+	a.rot = nil
+	res := Result{App: a.o.Name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
+	a.last = &res
+	if ok {
+		a.log.Info("reload done", "generation", a.serving.num, "duration", res.Duration.Round(time.Millisecond))
+	} else {
+		a.log.Error("reload failed", "serving", a.serving.num, "reason", reason, "duration", res.Duration.Round(time.Millisecond))
+	}
+	for _, w := range rot.waiters {
+		w <- res
+	}
+	a.maybeStartReload()
+}
+
+// stop drains every generation; a fast stop makes a graceful one faster.
+func (a *app) stop(fast bool) {
+	if a.stopping && (!fast || a.fast) {
+		return
+	}
+	a.stopping = true
+	a.fast = a.fast || fast
+	if a.rot != nil {
+		close(a.rot.cancel)
+		a.finish(false, "rotini is stopping")
+	}
+	for _, p := range a.pending {
+		p <- Result{App: a.o.Name, Reason: "rotini is stopping"}
+	}
+	a.pending = nil
+	for _, g := range a.allGens() {
+		a.stopGeneration(g, "rotini is stopping")
+	}
+}
+
+// scale adds or removes one worker at a time from the serving generation
+// (and from one being started), and changes the count future generations get.
+func (a *app) scale(delta int) {
+	if a.stopping {
+		return
+	}
+	n := max(1, a.o.Workers+delta)
+	if n == a.o.Workers {
+		a.log.Warn("cannot scale below one worker")
+		return
+	}
+	a.o.Workers = n
+	if a.pendOpts != nil {
+		a.pendOpts.Workers = n
+	}
+	a.log.Info("scaling", "workers", n)
+	gens := []*generation{a.serving}
+	if a.rot != nil && a.rot.next != nil && a.rot.next != a.serving {
+		gens = append(gens, a.rot.next)
+	}
+	for _, g := range gens {
+		g.o.Workers = n
+		if delta > 0 {
+			for i := 0; i < n; i++ {
+				if _, ok := g.workers[i]; !ok {
+					g.ready = false
+					a.spawn(g, i, 0)
+				}
+			}
+			continue
+		}
+		for i, w := range g.workers {
+			if i >= n && w.state != stopping {
+				if w.state == starting {
+					close(w.cancel)
+				}
+				w.state = stopping
+				w.kill(g.o.StopSignal)
+				a.after(g.o.StopTimeout, evKillWorker{w})
+			}
+		}
+		a.checkGeneration(g)
+	}
+}
+
+type evKillWorker struct{ w *worker }

@@ -1,0 +1,51 @@
+package reload
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShimEnv marks a process started as the worker shim. Its value is unused.
+const ShimEnv = "ROTINI_SHIM_EXEC"
+
+// shimPath is the shim's executable: rotini's own binary, resolved in the
+// child after fork, so it is rotini even when its file was replaced on disk.
+const shimPath = "/proc/self/exe"
+
+// shimArgv returns the argv that makes the shim exec path with argv.
+func shimArgv(path string, argv []string) []string {
+	return append([]string{"rotini-shim", path}, argv...)
+}
+
+// ExecShimIfAsked turns this process into the worker when it was started as
+// the shim: it sets LISTEN_PID to its own pid (which exec keeps) and execs the
+// real command. Otherwise it returns at once. main calls it before anything
+// else so that the shim costs one exec and nothing more.
+func ExecShimIfAsked() {
+	if _, ok := os.LookupEnv(ShimEnv); !ok {
+		return
+	}
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "rotini-shim: no command")
+		os.Exit(127)
+	}
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, ShimEnv+"=") || strings.HasPrefix(kv, "LISTEN_PID=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	err := unix.Exec(os.Args[1], os.Args[2:], env)
+	fmt.Fprintf(os.Stderr, "rotini: exec %s: %v\n", os.Args[1], err)
+	if errors.Is(err, unix.ENOENT) {
+		os.Exit(127)
+	}
+	os.Exit(126)
+}

@@ -1,0 +1,250 @@
+package reload
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rotini-dev/rotini/reaper"
+)
+
+type workerState int
+
+const (
+	starting workerState = iota
+	ready
+	stopping
+)
+
+func (s workerState) String() string {
+	return [...]string{"starting", "ready", "stopping"}[s]
+}
+
+// worker is one process of a generation, owned by its app's goroutine.
+type worker struct {
+	gen      *generation
+	index    int
+	pid      int
+	started  time.Time
+	state    workerState
+	notified bool // READY=1 received
+	probed   bool // HTTP/TCP/exec checks passed
+	aged     bool // alive for MinUptime
+	cancel   chan struct{}
+	restarts int // how many workers this slot had before this one
+}
+
+func (w *worker) String() string {
+	return fmt.Sprintf("%s/%d/%d", w.gen.app.o.Name, w.gen.num, w.index)
+}
+
+// spawnSpec is everything needed to start one worker process.
+type spawnSpec struct {
+	path string
+	argv []string
+	attr *syscall.ProcAttr
+}
+
+// buildSpawn evaluates the app's command for one worker and prepares its
+// environment and inherited files: 0, 1, 2, then the listeners in fd order.
+func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
+	fds := map[string]int{}
+	files := []uintptr{0, 1, 2}
+	var names []string
+	for _, l := range g.listeners {
+		fds[l.Name] = len(files)
+		files = append(files, l.File.Fd())
+		names = append(names, l.Name)
+	}
+	argv, extraEnv, dir, err := g.o.Spawn(SpawnVars{FDs: fds, Generation: g.num, Worker: index})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate command: %w", err)
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("empty command")
+	}
+	if dir == "" {
+		dir = g.dir
+	} else if g.dir != "" && dir != g.dir {
+		dir = g.dir // the generation pinned its directory when it started
+	}
+	env := mergeEnv(a.m.o.Env, extraEnv)
+	env = setEnv(env, "ROTINI_APP", a.o.Name)
+	env = setEnv(env, "ROTINI_GENERATION", strconv.Itoa(g.num))
+	env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(index))
+	if len(files) > 3 {
+		env = setEnv(env, "LISTEN_FDS", strconv.Itoa(len(files)-3))
+		env = setEnv(env, "LISTEN_FDNAMES", strings.Join(names, ":"))
+	} else {
+		env = unsetEnv(env, "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID")
+	}
+	if g.o.Ready.Notify && a.m.notify != nil {
+		env = setEnv(env, "NOTIFY_SOCKET", a.m.notify.path)
+	} else {
+		env = unsetEnv(env, "NOTIFY_SOCKET")
+	}
+	path, err := lookPath(argv[0], dir, env)
+	if err != nil {
+		return nil, err
+	}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if g.o.User != "" || g.o.Group != "" {
+		cred, err := credential(g.o.User, g.o.Group)
+		if err != nil {
+			return nil, err
+		}
+		sys.Credential = cred
+	}
+	s := &spawnSpec{path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
+	if len(files) > 3 {
+		s.attr.Env = append(s.attr.Env, ShimEnv+"=1")
+		s.argv = shimArgv(path, argv)
+		s.path = shimPath
+	}
+	return s, nil
+}
+
+// lookPath resolves a command the way a shell started in dir would.
+func lookPath(name, dir string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("command %s: %w", name, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("command %s: not executable", name)
+		}
+		return p, nil
+	}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			for _, d := range filepath.SplitList(v) {
+				if d == "" {
+					continue
+				}
+				p := filepath.Join(d, name)
+				if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+					return p, nil
+				}
+			}
+			return "", fmt.Errorf("command %s: %w", name, exec.ErrNotFound)
+		}
+	}
+	return exec.LookPath(name)
+}
+
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	c := &syscall.Credential{}
+	if userName != "" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			if _, aerr := strconv.Atoi(userName); aerr == nil {
+				u, err = user.LookupId(userName)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", userName, err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.Uid, c.Gid = uint32(uid), uint32(gid)
+		if gids, err := u.GroupIds(); err == nil {
+			for _, g := range gids {
+				if n, err := strconv.Atoi(g); err == nil {
+					c.Groups = append(c.Groups, uint32(n))
+				}
+			}
+		}
+	} else {
+		c.Uid = uint32(os.Getuid())
+		c.NoSetGroups = true
+	}
+	if groupName != "" {
+		gid, err := lookupGID(groupName)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", groupName, err)
+		}
+		c.Gid = uint32(gid)
+	} else if userName == "" {
+		c.Gid = uint32(os.Getgid())
+	}
+	return c, nil
+}
+
+func setEnv(env []string, k, v string) []string {
+	return append(unsetEnv(env, k), k+"="+v)
+}
+
+func unsetEnv(env []string, keys ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, key := range keys {
+			if k == key {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func mergeEnv(base, extra []string) []string {
+	env := append([]string(nil), base...)
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		env = setEnv(env, k, v)
+	}
+	return env
+}
+
+// runOnce starts a helper command (before_reload, exec probe) through the
+// reaper and waits for it up to timeout, killing its group when it is late.
+func runOnce(r *reaper.Reaper, argv []string, dir string, env []string, timeout time.Duration, cancel <-chan struct{}) (reaper.Exit, error) {
+	path, err := lookPath(argv[0], dir, env)
+	if err != nil {
+		return reaper.Exit{}, err
+	}
+	pid, exit, err := r.Start(path, argv, &syscall.ProcAttr{
+		Dir: dir, Env: env, Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		return reaper.Exit{}, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case e := <-exit:
+		return e, nil
+	case <-t.C:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exit
+		return reaper.Exit{}, fmt.Errorf("%s timed out after %s", argv[0], timeout)
+	case <-cancel:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exit
+		return reaper.Exit{}, fmt.Errorf("%s canceled", argv[0])
+	}
+}
+
+// kill signals the worker's process group. A worker that never started has
+// pid 0, and kill(-0) would signal rotini's own group.
+func (w *worker) kill(sig syscall.Signal) {
+	if w.pid > 0 {
+		_ = syscall.Kill(-w.pid, sig)
+	}
+}
