@@ -1,0 +1,204 @@
+package reload
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rotini-dev/rotini/reaper"
+)
+
+// TestMain lets this test binary act as the worker shim: workers with
+// listeners are started through /proc/self/exe, which here is the test binary.
+func TestMain(m *testing.M) {
+	ExecShimIfAsked()
+	os.Exit(m.Run())
+}
+
+// harness runs a Manager in-process with a real reaper and real processes.
+type harness struct {
+	m      *Manager
+	stop   func()
+	ln     *Listener
+	cancel context.CancelFunc
+}
+
+func newHarness(t testing.TB, o AppOptions) *harness {
+	t.Helper()
+	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr})
+	r := reaper.New(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	go r.Run(ctx)
+	go func() {
+		for {
+			select {
+			case <-chld:
+				r.Notify()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	ln, err := Listen(ListenerOptions{Name: "http", Network: "tcp4", Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Listen = []string{"http"}
+	m, err := New(Options{Log: log, Reaper: r, Listeners: []*Listener{ln}, Apps: []AppOptions{o}, RuntimeDir: t.TempDir(), Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	h := &harness{m: m, ln: ln, cancel: cancel}
+	t.Cleanup(func() {
+		m.Stop(true)
+		select {
+		case <-m.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("manager did not stop")
+		}
+		signal.Stop(chld)
+		cancel()
+		ln.File.Close()
+	})
+	return h
+}
+
+func (h *harness) reload(t testing.TB) Result {
+	t.Helper()
+	reply := make(chan Result, 1)
+	h.m.ReloadApps(nil, reply)
+	select {
+	case r := <-reply:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("reload did not finish")
+		return Result{}
+	}
+}
+
+// sleeper is a worker that is ready as soon as it runs and dies on TERM.
+func sleeper(workers int) AppOptions {
+	return AppOptions{
+		Name:        "app",
+		Spawn:       func(SpawnVars) ([]string, []string, string, error) { return []string{"sleep", "1000"}, nil, "", nil },
+		Workers:     workers,
+		StopSignal:  syscall.SIGTERM,
+		StopTimeout: 5 * time.Second,
+		Reload:      Rotate,
+		Ready:       ReadyOptions{Timeout: 10 * time.Second},
+		CrashLimit:  5, CrashWindow: time.Minute, RestartBackoff: 100 * time.Millisecond,
+	}
+}
+
+func countFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+// settled waits until the app has exactly one generation, fully drained.
+func (h *harness) settled(t testing.TB) AppStatus {
+	var st []AppStatus
+	if !waitFor(10*time.Second, func() bool {
+		st = h.m.Status(time.Second)
+		return len(st) == 1 && len(st[0].Generations) == 1 && st[0].Ready
+	}) {
+		t.Fatalf("app did not settle: %+v", st)
+	}
+	return st[0]
+}
+
+// TestRotationsLeakNothing rotates many times and checks that rotini's own
+// goroutines and file descriptors return to where they were: a leak per
+// rotation would show as growth proportional to the count.
+func TestRotationsLeakNothing(t *testing.T) {
+	h := newHarness(t, sleeper(2))
+	h.settled(t)
+	for i := 0; i < 5; i++ { // warm up lazily created runtime state
+		if r := h.reload(t); !r.OK {
+			t.Fatalf("reload %d: %+v", i, r)
+		}
+	}
+	h.settled(t)
+	g0, f0 := runtime.NumGoroutine(), countFDs(t)
+	const n = 200
+	for i := 0; i < n; i++ {
+		if r := h.reload(t); !r.OK {
+			t.Fatalf("reload %d: %+v", i, r)
+		}
+	}
+	st := h.settled(t)
+	if st.Serving != n+5+1 {
+		t.Errorf("serving generation %d, want %d", st.Serving, n+5+1)
+	}
+	var g1, f1 int
+	waitFor(5*time.Second, func() bool {
+		g1, f1 = runtime.NumGoroutine(), countFDs(t)
+		return g1 <= g0 && f1 <= f0
+	})
+	if g1 > g0 {
+		t.Errorf("goroutines grew from %d to %d over %d rotations", g0, g1, n)
+	}
+	if f1 > f0 {
+		t.Errorf("file descriptors grew from %d to %d over %d rotations", f0, f1, n)
+	}
+}
+
+// TestFailedRotationKeepsServing: a new generation whose worker exits at once
+// is rolled back, and the serving generation's processes are untouched.
+func TestFailedRotationKeepsServing(t *testing.T) {
+	o := sleeper(2)
+	h := newHarness(t, o)
+	before := h.settled(t)
+	bad := o
+	bad.Spawn = func(SpawnVars) ([]string, []string, string, error) { return []string{"sh", "-c", "exit 3"}, nil, "", nil }
+	bad.Ready.MinUptime = time.Second
+	reply := make(chan Result, 1)
+	h.m.apps[0].send(reloadReq{opts: &bad, reply: reply})
+	r := <-reply
+	if r.OK || r.Generation != before.Serving {
+		t.Fatalf("reload result %+v, want failure with generation %d still serving", r, before.Serving)
+	}
+	after := h.settled(t)
+	if fmt.Sprint(after.Generations[0].Workers) != fmt.Sprint(before.Generations[0].Workers) {
+		t.Errorf("serving workers changed: before %+v after %+v", before.Generations[0].Workers, after.Generations[0].Workers)
+	}
+}
+
+// BenchmarkRotation measures rotini's own cost of one rotation: the workers
+// are ready the moment they run, so the time is spawning (through the
+// LISTEN_PID shim), bookkeeping and draining, not an app's boot.
+func BenchmarkRotation(b *testing.B) {
+	h := newHarness(b, sleeper(1))
+	h.settled(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := h.reload(b); !r.OK {
+			b.Fatalf("reload: %+v", r)
+		}
+	}
+}
