@@ -175,7 +175,9 @@ func TestFailedRotationKeepsServing(t *testing.T) {
 	h := newHarness(t, o)
 	before := h.settled(t)
 	bad := o
-	bad.Spawn = func(SpawnVars) ([]string, []string, string, error) { return []string{"sh", "-c", "exit 3"}, nil, "", nil }
+	bad.Spawn = func(SpawnVars) ([]string, []string, string, error) {
+		return []string{"sh", "-c", "exit 3"}, nil, "", nil
+	}
 	bad.Ready.MinUptime = time.Second
 	reply := make(chan Result, 1)
 	h.m.apps[0].send(reloadReq{opts: &bad, reply: reply})
