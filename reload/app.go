@@ -61,17 +61,31 @@ type Result struct {
 }
 
 type reloadReq struct {
-	opts  *AppOptions // new options, or nil to keep
-	reply chan<- Result
+	opts     *AppOptions // new options, or nil to keep
+	reply    chan<- Result
+	progress chan<- Event
+	why      string
+}
+
+// Event is one step of a reload, streamed to `rotini reload --wait`.
+type Event struct {
+	Time       time.Time `json:"time"`
+	App        string    `json:"app"`
+	Kind       string    `json:"kind"` // starting, generation, worker-ready, ready, draining, done, failed
+	Generation int       `json:"generation,omitempty"`
+	Ready      int       `json:"ready,omitempty"`
+	Total      int       `json:"total,omitempty"`
+	Message    string    `json:"message"`
 }
 
 // rotation is a reload in progress.
 type rotation struct {
-	next    *generation
-	old     *generation
-	started time.Time
-	waiters []chan<- Result
-	cancel  chan struct{} // stops before_reload
+	next     *generation
+	old      *generation
+	started  time.Time
+	waiters  []chan<- Result
+	progress []chan<- Event
+	cancel   chan struct{} // stops before_reload
 }
 
 // Event kinds sent to the app goroutine.
@@ -99,7 +113,7 @@ type (
 	}
 	evStop   struct{ fast bool }
 	evSignal struct{ sig unix.Signal }
-	evScale  struct{ delta int }
+	evScale  struct{ workers int }
 )
 
 type app struct {
@@ -114,6 +128,7 @@ type app struct {
 	rot      *rotation
 	draining []*generation
 	pending  []chan<- Result // reload requests not yet started
+	pendProg []chan<- Event
 	pendOpts *AppOptions
 	wantMore bool
 	stopping bool
@@ -237,7 +252,7 @@ func (a *app) handle(ev any) {
 			}
 		}
 	case evScale:
-		a.scale(e.delta)
+		a.scale(e.workers)
 	case evKillWorker:
 		if e.w.gen.workers[e.w.index] == e.w {
 			e.w.kill(unix.SIGKILL)
@@ -421,6 +436,16 @@ func (a *app) checkWorker(w *worker) {
 	w.state = ready
 	close(w.cancel)
 	a.log.Info("worker ready", "generation", w.gen.num, "worker", w.index, "pid", w.pid, "after", time.Since(w.started).Round(time.Millisecond))
+	if a.rot != nil && a.rot.next == w.gen {
+		n := 0
+		for _, o := range w.gen.workers {
+			if o.state == ready {
+				n++
+			}
+		}
+		a.emit(Event{Kind: "worker-ready", Generation: w.gen.num, Ready: n, Total: w.gen.o.Workers,
+			Message: fmt.Sprintf("ready %d/%d in %s", n, w.gen.o.Workers, time.Since(w.gen.started).Round(time.Millisecond))})
+	}
 	a.checkGeneration(w.gen)
 }
 

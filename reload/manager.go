@@ -137,12 +137,12 @@ func (m *Manager) Stop(fast bool) {
 
 // Reload re-reads the configuration and reloads every app; results are
 // logged. It is what HUP does.
-func (m *Manager) Reload() { m.ReloadApps(nil, nil) }
+func (m *Manager) Reload() { m.ReloadApps(nil, nil, nil) }
 
 // ReloadApps reloads the named apps (all when names is empty) and sends one
 // Result per app on reply, if reply is not nil. An invalid config fails every
 // app's reload at once and changes nothing.
-func (m *Manager) ReloadApps(names []string, reply chan<- Result) {
+func (m *Manager) ReloadApps(names []string, reply chan<- Result, progress chan<- Event) {
 	targets := m.apps
 	if len(names) > 0 {
 		targets = nil
@@ -182,7 +182,7 @@ func (m *Manager) ReloadApps(names []string, reply chan<- Result) {
 				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.o.Name)
 			}
 		}
-		a.send(reloadReq{opts: o, reply: reply})
+		a.send(reloadReq{opts: o, reply: reply, progress: progress})
 	}
 	for name := range opts {
 		if m.byName[name] == nil {
@@ -193,9 +193,58 @@ func (m *Manager) ReloadApps(names []string, reply chan<- Result) {
 
 // Scale changes every app's worker count by delta (TTIN/TTOU).
 func (m *Manager) Scale(delta int) {
-	for _, a := range m.apps {
-		a.send(evScale{delta})
+	for _, st := range m.Status(time.Second) {
+		m.byName[st.Name].send(evScale{st.Workers + delta})
 	}
+}
+
+// ScaleApp sets the named app's worker count (all apps when name is "").
+func (m *Manager) ScaleApp(name string, workers int) error {
+	if workers < 1 {
+		return fmt.Errorf("workers must be at least 1, not %d", workers)
+	}
+	if name == "" {
+		for _, a := range m.apps {
+			a.send(evScale{workers})
+		}
+		return nil
+	}
+	a := m.byName[name]
+	if a == nil {
+		return fmt.Errorf("no app named %q", name)
+	}
+	a.send(evScale{workers})
+	return nil
+}
+
+// Health reports whether every app has a ready serving generation, and if
+// not, why not in one line.
+func (m *Manager) Health() (bool, string) {
+	st := m.Status(2 * time.Second)
+	if len(st) < len(m.apps) {
+		return false, "rotini is stopping or busy"
+	}
+	for _, a := range st {
+		if !a.Ready {
+			return false, fmt.Sprintf("app %s: generation %d is not ready", a.Name, a.Serving)
+		}
+	}
+	return true, "ok"
+}
+
+// Listeners describes the sockets rotini holds.
+func (m *Manager) Listeners() []ListenerStatus {
+	var out []ListenerStatus
+	for _, l := range m.o.Listeners {
+		out = append(out, ListenerStatus{Name: l.Name, Address: l.Addr})
+	}
+	return out
+}
+
+// ListenerStatus describes one socket rotini holds.
+type ListenerStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
 }
 
 // Done yields rotini's exit code once every app has stopped.
@@ -204,6 +253,7 @@ func (m *Manager) Done() <-chan int { return m.doneC }
 // WorkerStatus describes one live worker.
 type WorkerStatus struct {
 	Pid      int       `json:"pid"`
+	RSS      int64     `json:"rss_bytes"`
 	Index    int       `json:"worker"`
 	State    string    `json:"state"`
 	Started  time.Time `json:"started"`
@@ -224,6 +274,8 @@ type GenerationStatus struct {
 type AppStatus struct {
 	Name        string             `json:"name"`
 	Serving     int                `json:"serving"`
+	Workers     int                `json:"workers"`
+	Mode        Mode               `json:"reload_mode"`
 	Ready       bool               `json:"ready"`
 	Generations []GenerationStatus `json:"generations"`
 	LastReload  *Result            `json:"last_reload,omitempty"`
@@ -232,11 +284,11 @@ type AppStatus struct {
 type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
-	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Ready: a.serving.ready, LastReload: a.last}
+	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last}
 	for _, g := range a.allGens() {
 		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started}
 		for _, w := range g.workers {
-			gs.Workers = append(gs.Workers, WorkerStatus{Pid: w.pid, Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
+			gs.Workers = append(gs.Workers, WorkerStatus{Pid: w.pid, RSS: rss(w.pid), Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
 		}
 		sort.Slice(gs.Workers, func(i, j int) bool { return gs.Workers[i].Index < gs.Workers[j].Index })
 		s.Generations = append(s.Generations, gs)
@@ -280,4 +332,17 @@ func RuntimeDir() string {
 		}
 	}
 	return fmt.Sprintf("%s/rotini-%d", os.TempDir(), os.Getpid())
+}
+
+// rss reads a process's resident set size from /proc (0 when gone).
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	var size, res int64
+	if _, err := fmt.Sscan(string(b), &size, &res); err != nil {
+		return 0
+	}
+	return res * int64(os.Getpagesize())
 }

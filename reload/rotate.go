@@ -22,6 +22,15 @@ func (a *app) requestReload(r reloadReq) {
 	if r.reply != nil {
 		a.pending = append(a.pending, r.reply)
 	}
+	if r.progress != nil {
+		a.pendProg = append(a.pendProg, r.progress)
+		if a.rot != nil || !a.serving.ready {
+			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "queued", Message: "queued behind the reload in progress or the first generation's start"})
+		}
+	}
+	if r.why != "" {
+		a.log.Info("reload requested", "by", r.why)
+	}
 	a.wantMore = true
 	a.maybeStartReload()
 }
@@ -41,11 +50,12 @@ func (a *app) maybeStartReload() {
 		a.o = *a.pendOpts
 		a.pendOpts = nil
 	}
-	rot := &rotation{old: a.serving, started: time.Now(), waiters: a.pending, cancel: make(chan struct{})}
-	a.pending = nil
+	rot := &rotation{old: a.serving, started: time.Now(), waiters: a.pending, progress: a.pendProg, cancel: make(chan struct{})}
+	a.pending, a.pendProg = nil, nil
 	a.rot = rot
 	mode := a.o.Reload
 	a.log.Info("reload starting", "mode", mode, "serving", a.serving.num)
+	a.emit(Event{Kind: "starting", Generation: a.serving.num, Message: fmt.Sprintf("reload (%s) of %s, serving generation %d", mode, a.o.Name, a.serving.num)})
 	switch mode {
 	case Signal:
 		sig := a.o.ReloadSignal
@@ -99,6 +109,8 @@ func (a *app) beforeReloadDone(rot *rotation, err error) {
 		return // drained() starts the new generation
 	}
 	rot.next = a.newGeneration(a.o)
+	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers,
+		Message: fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)})
 	a.startWorkers(rot.next)
 }
 
@@ -108,7 +120,10 @@ func (a *app) promote() {
 	old := rot.old
 	a.serving = rot.next
 	a.serving.state = serving
+	a.emit(Event{Kind: "ready", Generation: a.serving.num, Total: a.serving.o.Workers,
+		Message: fmt.Sprintf("generation %d ready (%d/%d) in %s", a.serving.num, len(a.serving.workers), a.serving.o.Workers, time.Since(a.serving.started).Round(time.Millisecond))})
 	if old != nil && old.state != draining {
+		a.emit(Event{Kind: "draining", Generation: old.num, Message: fmt.Sprintf("draining generation %d", old.num)})
 		a.stopGeneration(old, fmt.Sprintf("replaced by generation %d", a.serving.num))
 	}
 	a.finish(true, "")
@@ -136,6 +151,11 @@ func (a *app) finish(ok bool, reason string) {
 	} else {
 		a.log.Error("reload failed", "serving", a.serving.num, "reason", reason, "duration", res.Duration.Round(time.Millisecond))
 	}
+	if ok {
+		a.emit(Event{Kind: "done", Generation: res.Generation, Message: fmt.Sprintf("done: generation %d serving, in %s", res.Generation, res.Duration.Round(time.Millisecond))})
+	} else {
+		a.emit(Event{Kind: "failed", Generation: res.Generation, Message: fmt.Sprintf("failed: %s; generation %d still serving", reason, res.Generation)})
+	}
 	for _, w := range rot.waiters {
 		w <- res
 	}
@@ -156,42 +176,40 @@ func (a *app) stop(fast bool) {
 	for _, p := range a.pending {
 		p <- Result{App: a.o.Name, Reason: "rotini is stopping"}
 	}
-	a.pending = nil
+	a.pending, a.pendProg = nil, nil
 	for _, g := range a.allGens() {
 		a.stopGeneration(g, "rotini is stopping")
 	}
 }
 
-// scale adds or removes one worker at a time from the serving generation
-// (and from one being started), and changes the count future generations get.
-func (a *app) scale(delta int) {
+// scale sets the worker count of the serving generation (and of one being
+// started), and of future generations.
+func (a *app) scale(n int) {
 	if a.stopping {
 		return
 	}
-	n := max(1, a.o.Workers+delta)
-	if n == a.o.Workers {
-		a.log.Warn("cannot scale below one worker")
+	if n < 1 {
+		a.log.Warn("cannot scale below one worker", "asked", n)
 		return
 	}
+	if n == a.o.Workers {
+		return
+	}
+	a.log.Info("scaling", "workers", n, "from", a.o.Workers)
 	a.o.Workers = n
 	if a.pendOpts != nil {
 		a.pendOpts.Workers = n
 	}
-	a.log.Info("scaling", "workers", n)
-	gens := []*generation{a.serving}
-	if a.rot != nil && a.rot.next != nil && a.rot.next != a.serving {
-		gens = append(gens, a.rot.next)
-	}
-	for _, g := range gens {
-		g.o.Workers = n
-		if delta > 0 {
-			for i := 0; i < n; i++ {
-				if _, ok := g.workers[i]; !ok {
-					g.ready = false
-					a.spawn(g, i, 0)
-				}
-			}
+	for _, g := range []*generation{a.serving, a.next()} {
+		if g == nil || g.state == draining {
 			continue
+		}
+		g.o.Workers = n
+		for i := 0; i < n; i++ {
+			if _, ok := g.workers[i]; !ok {
+				g.ready = false
+				a.spawn(g, i, 0)
+			}
 		}
 		for i, w := range g.workers {
 			if i >= n && w.state != stopping {
@@ -208,3 +226,22 @@ func (a *app) scale(delta int) {
 }
 
 type evKillWorker struct{ w *worker }
+
+// emit sends a progress event to everyone waiting on the current reload,
+// never blocking the app's goroutine: a slow reader loses events, not the
+// result, which comes on its own channel.
+func (a *app) emit(e Event) {
+	if a.rot != nil {
+		a.emitTo(a.rot.progress, e)
+	}
+}
+
+func (a *app) emitTo(to []chan<- Event, e Event) {
+	e.Time, e.App = time.Now(), a.o.Name
+	for _, c := range to {
+		select {
+		case c <- e:
+		default:
+		}
+	}
+}
