@@ -2,7 +2,6 @@ package pid1
 
 import (
 	"errors"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -147,5 +146,3 @@ func (c *Child) Done() <-chan int { return c.done }
 
 // Pid is the child's pid, also its process group id.
 func (c *Child) Pid() int { return c.pid }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -3,6 +3,8 @@ package pid1
 import (
 	"context"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -122,8 +124,53 @@ func Cleanup(log hclog.Logger, r *reaper.Reaper) {
 	}
 }
 
-// Descendants lists the live (non-zombie) descendants of pid, children first.
+// Descendants lists the live (non-zombie) descendants of pid, children
+// first. It follows /proc/PID/task/TID/children, so it reads only the
+// subtree's entries rather than every process on the machine; when that
+// file is missing (kernels without CONFIG_PROC_CHILDREN) it falls back to a
+// full process listing.
 func Descendants(pid int) []int {
+	if _, err := os.Stat("/proc/self/task/" + itoa(unix.Gettid()) + "/children"); err != nil {
+		return descendantsByListing(pid)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children(p) {
+			queue = append(queue, c)
+			if !zombie(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// children reads the children of every thread of pid: a child belongs to
+// the thread that forked it.
+func children(pid int) []int {
+	tasks, err := os.ReadDir("/proc/" + itoa(pid) + "/task")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + itoa(pid) + "/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func descendantsByListing(pid int) []int {
 	procs, err := ps.Processes()
 	if err != nil {
 		return nil
@@ -160,3 +207,5 @@ func zombie(pid int) bool {
 	}
 	return false
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
