@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# scripts/deps.sh [test|bench|all] — install what rotini's tests or benchmarks
+# need, idempotently.
+#
+# Debian packages are installed only when `dpkg -s` says they are missing, and
+# `apt-get update` runs at most once, only then. Not root: print the
+# apt-get line to run and go on (the tests that need a missing tool skip or
+# fail with their own message). Then `go mod download`.
+set -euo pipefail
+
+mode=${1:-test}
+test_pkgs=(util-linux procps psmisc gunicorn python3-uvicorn wrk curl inotify-tools)
+bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey)
+
+case "$mode" in
+test) want=("${test_pkgs[@]}") ;;
+bench) want=("${bench_pkgs[@]}") ;;
+all) want=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*)
+	echo "usage: $0 [test|bench|all]" >&2
+	exit 64
+	;;
+esac
+
+installed() {
+	dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
+}
+
+missing=()
+declare -A seen=()
+for p in "${want[@]}"; do
+	[[ -n ${seen[$p]:-} ]] && continue
+	seen[$p]=1
+	installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "deps.sh: Debian packages for '$mode' already installed"
+elif [[ $(id -u) -ne 0 ]]; then
+	echo "deps.sh: not root; please install: apt-get install -y ${missing[*]}" >&2
+else
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+go mod download
