@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/watch"
 )
 
 // fastStopTimeout bounds a fast stop: SIGKILL follows SIGQUIT this soon.
@@ -135,6 +136,7 @@ type app struct {
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
 	last     *Result
+	watcher  *watch.Watcher // set before the loop runs; nil when not watching
 }
 
 func newApp(m *Manager, o AppOptions) *app {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/watch"
 )
 
 // Manager runs every app of a config and is rotini's workload in managed
@@ -63,13 +65,43 @@ func New(o Options) (*Manager, error) {
 	return m, nil
 }
 
-// Start starts every app and returns at once.
+// Start starts every app, and the watchers of those that have one, and
+// returns at once. A watcher that cannot start is logged; its app runs
+// without it.
 func (m *Manager) Start() {
 	go m.notify.serve()
+	for _, a := range m.apps {
+		if a.o.Watch != nil {
+			a.watcher = m.startWatcher(a) // before run: the loop reads it
+		}
+	}
 	for _, a := range m.apps {
 		go a.run(m.appDone)
 	}
 	go m.wait()
+}
+
+func (m *Manager) startWatcher(a *app) *watch.Watcher {
+	o := *a.o.Watch
+	o.Log = a.log.Named("watch")
+	o.OnChange = func(c watch.Change) {
+		why := fmt.Sprintf("watch: %d changed", c.Count)
+		if len(c.Paths) > 0 {
+			why += " (" + c.Paths[0]
+			if c.Count > 1 {
+				why += ", …"
+			}
+			why += ")"
+		}
+		a.send(reloadReq{why: why})
+	}
+	w, err := watch.New(o)
+	if err != nil {
+		a.log.Error("cannot watch; reload by signal or CLI only", "paths", o.Paths, "error", err)
+		return nil
+	}
+	w.Start()
+	return w
 }
 
 func (m *Manager) wait() {
@@ -87,6 +119,11 @@ func (m *Manager) wait() {
 		code = *m.code
 	}
 	m.mu.Unlock()
+	for _, a := range m.apps {
+		if a.watcher != nil {
+			a.watcher.Close()
+		}
+	}
 	m.notify.close()
 	m.doneC <- code
 }
@@ -279,12 +316,17 @@ type AppStatus struct {
 	Ready       bool               `json:"ready"`
 	Generations []GenerationStatus `json:"generations"`
 	LastReload  *Result            `json:"last_reload,omitempty"`
+	Watch       *watch.State       `json:"watch,omitempty"`
 }
 
 type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
 	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last}
+	if a.watcher != nil {
+		st := a.watcher.State()
+		s.Watch = &st
+	}
 	for _, g := range a.allGens() {
 		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started}
 		for _, w := range g.workers {

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/watch"
 )
 
 // Mode is how an app reloads.
@@ -71,6 +72,10 @@ type AppOptions struct {
 	RestartBackoffMax time.Duration
 	CrashLimit        int
 	CrashWindow       time.Duration
+	// Watch, when not nil, reloads the app when its files change. Log and
+	// OnChange are set by the Manager. Changes to it on reload take effect
+	// when rotini restarts.
+	Watch *watch.Options
 }
 
 // Options configure a Manager.
