@@ -47,9 +47,20 @@ func newCLI(sigs, chld chan os.Signal) *CLI {
 }
 
 const usage = `usage:
-  rotini [run] [flags] [-- command args…]   run as init (zero-config: the command; or -c FILE)
-  rotini check [FILE]                       validate a config file
-  rotini version                            print the version
+  rotini [run] [flags] [-- command args…]     run as init (zero-config: the command; or -c FILE)
+  rotini check [FILE]                         validate a config file
+  rotini reload [APP] [--wait] [--timeout D]  reload (with --wait: show progress, exit 0 only when it serves)
+  rotini status [--json]                      apps, generations, workers, listeners, last reload
+  rotini scale [APP=]N                        set the number of workers
+  rotini health                               exit 0 when every app serves a ready generation (HEALTHCHECK)
+  rotini stop                                 stop gracefully, as TERM
+  rotini version                              print the version
+
+reload, status, scale, health and stop talk to a running rotini on its
+control socket: --control PATH, else ROTINI_CONTROL, else the control.socket
+of the config (-c FILE or ROTINI_CONFIG), else /run/rotini/rotini.sock.
+They exit 0 on success, 1 on failure (or when rotini cannot be reached),
+64 on a usage error.
 
 run flags:
 `
@@ -59,7 +70,7 @@ func (c *CLI) Run(args []string) int {
 	verb := "run"
 	if len(args) > 0 {
 		switch args[0] {
-		case "run", "check", "version":
+		case "run", "check", "version", "reload", "status", "scale", "health", "stop":
 			verb, args = args[0], args[1:]
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(c.Stdout, usage)
@@ -74,6 +85,16 @@ func (c *CLI) Run(args []string) int {
 		return ExitOK
 	case "check":
 		return c.check(args)
+	case "reload":
+		return c.reload(args)
+	case "status":
+		return c.status(args)
+	case "scale":
+		return c.scale(args)
+	case "health":
+		return c.health(args)
+	case "stop":
+		return c.stop(args)
 	}
 	return c.run(args)
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rotini-dev/rotini/config"
+	"github.com/rotini-dev/rotini/control"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/watch"
 )
 
 // check is `rotini check [FILE]`: diagnostics with file:line:column, or a
@@ -105,10 +107,31 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		return ExitInternal
 	}
 	m.Start()
-	return pid1.Run(context.Background(), pid1.Options{
+	ctl := startControl(log, o.control, cfg.Control, m)
+	code := pid1.Run(context.Background(), pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
 	}, m)
+	if ctl != nil {
+		ctl.Close()
+	}
+	return code
+}
+
+// startControl serves the control socket at path (--control or
+// ROTINI_CONTROL), else at the config's. Without it rotini still runs the
+// apps, which matter more: a failure is a warning.
+func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend) *control.Server {
+	if path == "" {
+		path = cc.Socket
+	}
+	s, err := control.Serve(control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}, b)
+	if err != nil {
+		log.Warn("no control socket: the apps run, but rotini reload, status, scale, health and stop cannot reach them", "error", err)
+		return nil
+	}
+	log.Named("control").Info("listening", "path", s.Path())
+	return s
 }
 
 // reconfigure re-reads the config file for a reload. Listeners are bound once
@@ -168,9 +191,23 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			RestartBackoffMax: a.RestartBackoffMax,
 			CrashLimit:        a.CrashLimit,
 			CrashWindow:       a.CrashWindow,
+			Watch:             watchOptions(a.Watch),
 		})
 	}
 	return out
+}
+
+// watchOptions maps the config's watch block to the watcher's options; nil
+// when the app watches nothing.
+func watchOptions(w config.Watch) *watch.Options {
+	if len(w.Paths) == 0 {
+		return nil
+	}
+	return &watch.Options{
+		Paths: w.Paths, Include: w.Include, Exclude: w.Exclude,
+		Debounce: w.Debounce, MaxWait: w.MaxWait, Trigger: w.Trigger,
+		Poll: w.Poll, PollEvery: w.PollEvery,
+	}
 }
 
 func environ() map[string]string {

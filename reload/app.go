@@ -137,6 +137,7 @@ type app struct {
 	fatal    *int // crash loop: rotini must exit with this code
 	last     *Result
 	watcher  *watch.Watcher // set before the loop runs; nil when not watching
+	scaled   *scaling       // nil unless scaled since the config was read
 }
 
 func newApp(m *Manager, o AppOptions) *app {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type Manager struct {
 
 // New prepares a Manager; Start starts the apps' first generations.
 func New(o Options) (*Manager, error) {
+	closeInheritedOnExec()
 	m := &Manager{
 		o:         o,
 		byName:    map[string]*app{},
@@ -387,4 +389,23 @@ func rss(pid int) int64 {
 		return 0
 	}
 	return res * int64(os.Getpagesize())
+}
+
+// closeInheritedOnExec marks every descriptor above 2 close-on-exec, so that
+// a worker holds 0, 1, 2 and the listeners it was given, and nothing that
+// rotini itself inherited. rotini's own descriptors are close-on-exec
+// already; the listeners are passed explicitly, which clears the flag in the
+// worker only.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
 }

@@ -47,7 +47,15 @@ func (a *app) maybeStartReload() {
 	}
 	a.wantMore = false
 	if a.pendOpts != nil {
-		a.o = *a.pendOpts
+		o := *a.pendOpts
+		if a.scaled != nil && o.Workers == a.scaled.from {
+			// `rotini scale` outlives reloads until the config's own
+			// worker count changes.
+			o.Workers = a.scaled.to
+		} else {
+			a.scaled = nil
+		}
+		a.o = o
 		a.pendOpts = nil
 	}
 	rot := &rotation{old: a.serving, started: time.Now(), waiters: a.pending, progress: a.pendProg, cancel: make(chan struct{})}
@@ -143,19 +151,16 @@ func (a *app) finish(ok bool, reason string) {
 	if rot == nil {
 		return
 	}
-	a.rot = nil
 	res := Result{App: a.o.Name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
 	a.last = &res
 	if ok {
 		a.log.Info("reload done", "generation", a.serving.num, "duration", res.Duration.Round(time.Millisecond))
-	} else {
-		a.log.Error("reload failed", "serving", a.serving.num, "reason", reason, "duration", res.Duration.Round(time.Millisecond))
-	}
-	if ok {
 		a.emit(Event{Kind: "done", Generation: res.Generation, Message: fmt.Sprintf("done: generation %d serving, in %s", res.Generation, res.Duration.Round(time.Millisecond))})
 	} else {
+		a.log.Error("reload failed", "serving", a.serving.num, "reason", reason, "duration", res.Duration.Round(time.Millisecond))
 		a.emit(Event{Kind: "failed", Generation: res.Generation, Message: fmt.Sprintf("failed: %s; generation %d still serving", reason, res.Generation)})
 	}
+	a.rot = nil
 	for _, w := range rot.waiters {
 		w <- res
 	}
@@ -196,10 +201,11 @@ func (a *app) scale(n int) {
 		return
 	}
 	a.log.Info("scaling", "workers", n, "from", a.o.Workers)
-	a.o.Workers = n
-	if a.pendOpts != nil {
-		a.pendOpts.Workers = n
+	if a.scaled == nil {
+		a.scaled = &scaling{from: a.o.Workers}
 	}
+	a.scaled.to = n
+	a.o.Workers = n
 	for _, g := range []*generation{a.serving, a.next()} {
 		if g == nil || g.state == draining {
 			continue
@@ -207,7 +213,6 @@ func (a *app) scale(n int) {
 		g.o.Workers = n
 		for i := 0; i < n; i++ {
 			if _, ok := g.workers[i]; !ok {
-				g.ready = false
 				a.spawn(g, i, 0)
 			}
 		}
@@ -245,3 +250,7 @@ func (a *app) emitTo(to []chan<- Event, e Event) {
 		}
 	}
 }
+
+// scaling remembers a worker count set by `rotini scale` or TTIN/TTOU, and
+// the config's count it replaced.
+type scaling struct{ from, to int }
