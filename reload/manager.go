@@ -3,6 +3,7 @@ package reload
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -27,8 +28,24 @@ type Manager struct {
 
 	mu      sync.Mutex
 	workers map[int]func(notifyMsg) // pid -> notify handler
+	parked  []parkedMsg             // notify messages from not yet registered pids
 	code    *int                    // first crash-loop code
 }
+
+// parkedMsg is a notify message that arrived before its worker's pid was
+// registered: a fast worker can send READY=1 between fork and the moment
+// the app's goroutine records the pid.
+type parkedMsg struct {
+	candidates []int
+	msg        notifyMsg
+	at         time.Time
+}
+
+// Parked messages are kept this long, and at most this many.
+const (
+	parkTTL = 30 * time.Second
+	parkMax = 1024
+)
 
 // New prepares a Manager; Start starts the apps' first generations.
 func New(o Options) (*Manager, error) {
@@ -59,7 +76,7 @@ func New(o Options) (*Manager, error) {
 	// The notify socket exists even if no app asks for it now, so that a
 	// reload that turns `notify` on needs no restart.
 	_ = needNotify
-	n, err := newNotifyServer(o.Log.Named("notify"), o.RuntimeDir, m.lookup)
+	n, err := newNotifyServer(o.Log.Named("notify"), o.RuntimeDir, m.deliver)
 	if err != nil {
 		return nil, err
 	}
@@ -132,10 +149,30 @@ func (m *Manager) wait() {
 
 func (m *Manager) listener(name string) *Listener { return m.listeners[name] }
 
+// register records a worker's notify handler and replays, from another
+// goroutine, any message that was waiting for it (the handler feeds the
+// app's loop, which is the caller).
 func (m *Manager) register(pid int, h func(notifyMsg)) {
 	m.mu.Lock()
 	m.workers[pid] = h
+	var replay []notifyMsg
+	keep := m.parked[:0]
+	for _, p := range m.parked {
+		if slices.Contains(p.candidates, pid) {
+			replay = append(replay, p.msg)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	m.parked = keep
 	m.mu.Unlock()
+	if len(replay) > 0 {
+		go func() {
+			for _, msg := range replay {
+				h(msg)
+			}
+		}()
+	}
 }
 
 func (m *Manager) unregister(pid int) {
@@ -144,10 +181,30 @@ func (m *Manager) unregister(pid int) {
 	m.mu.Unlock()
 }
 
-func (m *Manager) lookup(pid int) func(notifyMsg) {
+// deliver gives a notify message to the worker it belongs to, or parks it
+// until that worker is registered.
+func (m *Manager) deliver(candidates []int, msg notifyMsg) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.workers[pid]
+	for _, c := range candidates {
+		if h := m.workers[c]; h != nil {
+			m.mu.Unlock()
+			h(msg)
+			return
+		}
+	}
+	now := time.Now()
+	keep := m.parked[:0]
+	for _, p := range m.parked {
+		if now.Sub(p.at) < parkTTL {
+			keep = append(keep, p)
+		}
+	}
+	m.parked = append(keep, parkedMsg{candidates: candidates, msg: msg, at: now})
+	if len(m.parked) > parkMax {
+		m.parked = m.parked[len(m.parked)-parkMax:]
+	}
+	m.mu.Unlock()
+	m.o.Log.Debug("notify message parked until its worker is known", "pid", msg.Pid, "ready", msg.Ready)
 }
 
 // crashLoop ends rotini: every app stops and rotini exits with code.

@@ -22,8 +22,9 @@ type notifyServer struct {
 	log  hclog.Logger
 	path string
 	conn *net.UnixConn
-	// lookup maps a pid to a handler; it is the manager's worker registry.
-	lookup func(pid int) func(msg notifyMsg)
+	// deliver hands a message to the first registered worker among the
+	// candidate pids (the sender, its process group, its ancestors).
+	deliver func(candidates []int, msg notifyMsg)
 }
 
 type notifyMsg struct {
@@ -32,7 +33,7 @@ type notifyMsg struct {
 	Status string
 }
 
-func newNotifyServer(log hclog.Logger, dir string, lookup func(int) func(notifyMsg)) (*notifyServer, error) {
+func newNotifyServer(log hclog.Logger, dir string, deliver func([]int, notifyMsg)) (*notifyServer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("notify socket dir: %w", err)
 	}
@@ -62,7 +63,7 @@ func newNotifyServer(log hclog.Logger, dir string, lookup func(int) func(notifyM
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", errors.Join(err, serr))
 	}
-	return &notifyServer{log: log, path: path, conn: conn, lookup: lookup}, nil
+	return &notifyServer{log: log, path: path, conn: conn, deliver: deliver}, nil
 }
 
 func (n *notifyServer) serve() {
@@ -82,13 +83,7 @@ func (n *notifyServer) serve() {
 			n.log.Debug("notify message without credentials dropped")
 			continue
 		}
-		msg := parseNotify(pid, buf[:nb])
-		h := n.attribute(pid)
-		if h == nil {
-			n.log.Debug("notify message from unknown process", "pid", pid, "ready", msg.Ready)
-			continue
-		}
-		h(msg)
+		n.deliver(candidates(pid), parseNotify(pid, buf[:nb]))
 	}
 }
 
@@ -124,23 +119,20 @@ func parseNotify(pid int, b []byte) notifyMsg {
 	return m
 }
 
-// attribute finds the worker that pid is, or belongs to.
-func (n *notifyServer) attribute(pid int) func(notifyMsg) {
-	if h := n.lookup(pid); h != nil {
-		return h
-	}
-	if pgid, err := unix.Getpgid(pid); err == nil {
-		if h := n.lookup(pgid); h != nil {
-			return h
-		}
+// candidates lists the pids whose worker a message from pid belongs to, most
+// specific first: the sender, its process group (a worker's group id is its
+// pid), then its ancestors.
+func candidates(pid int) []int {
+	c := []int{pid}
+	if pgid, err := unix.Getpgid(pid); err == nil && pgid != pid {
+		c = append(c, pgid)
 	}
 	for p, i := pid, 0; p > 1 && i < 64; i++ {
-		p = parentPid(p)
-		if h := n.lookup(p); h != nil {
-			return h
+		if p = parentPid(p); p > 1 {
+			c = append(c, p)
 		}
 	}
-	return nil
+	return c
 }
 
 // parentPid reads the ppid from /proc/PID/stat (0 when the process is gone).

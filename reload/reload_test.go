@@ -214,3 +214,31 @@ func pids(s AppStatus) string {
 	}
 	return fmt.Sprint(out)
 }
+
+// TestNotifyBeforeRegister: a READY=1 that arrives before the app's goroutine
+// has recorded the worker's pid is kept and replayed, not lost (a lost one
+// rolls back a healthy release after its ready timeout). The control: a
+// message for a pid that never registers reaches nobody.
+func TestNotifyBeforeRegister(t *testing.T) {
+	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]func(notifyMsg){}}
+	got := make(chan notifyMsg, 2)
+	m.deliver([]int{4242, 4240}, notifyMsg{Pid: 4242, Ready: true})
+	m.deliver([]int{5555}, notifyMsg{Pid: 5555, Ready: true})
+	m.register(4240, func(msg notifyMsg) { got <- msg })
+	select {
+	case msg := <-got:
+		if msg.Pid != 4242 || !msg.Ready {
+			t.Errorf("replayed %+v, want READY=1 from 4242", msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("parked READY=1 was not replayed on register")
+	}
+	select {
+	case msg := <-got:
+		t.Errorf("a message for another pid reached this worker: %+v", msg)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if len(m.parked) != 1 || m.parked[0].msg.Pid != 5555 {
+		t.Errorf("parked = %+v, want only 5555's message", m.parked)
+	}
+}
