@@ -160,6 +160,21 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 	}), nil
 }
 
+// checkRewrites refuses rewrites of signals that the policy does not
+// forward: they would silently do nothing.
+func checkRewrites(rw map[unix.Signal]unix.Signal, p pid1.Policy, hint string) error {
+	for from := range rw {
+		if a := p.Action(from); a != pid1.Forward {
+			msg := fmt.Sprintf("rewrite of %s has no effect: rotini does not forward %s, it means %s", signame.Name(from), signame.Name(from), a)
+			if a == pid1.Stop || a == pid1.FastStop {
+				msg += "; " + hint
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
+}
+
 func parseRewrites(specs []string) (map[unix.Signal]unix.Signal, error) {
 	m := map[unix.Signal]unix.Signal{}
 	for _, s := range specs {
@@ -203,6 +218,9 @@ func (c *CLI) run(args []string) int {
 		return c.usageError("bad --stop-signal: %v", err)
 	}
 	rewrite, err := parseRewrites(o.rewrite)
+	if err == nil {
+		err = checkRewrites(rewrite, pid1.ZeroConfig, "to choose the signal a stop sends, use --stop-signal")
+	}
 	if err != nil {
 		return c.usageError("%v", err)
 	}

@@ -74,6 +74,10 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 			rewrite[from] = to
 		}
 	}
+	if err := checkRewrites(rewrite, pid1.Managed, "to choose the signal a stop sends, set the app's stop_signal"); err != nil {
+		fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
+		return ExitConfig
+	}
 
 	var listeners []*reload.Listener
 	for _, l := range cfg.Listeners {

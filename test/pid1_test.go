@@ -460,6 +460,7 @@ func TestBadInput(t *testing.T) {
 		{name: "unknown stop signal", args: cmdline([]string{"--stop-signal", "BOGUS"}, ok...), wantCode: 64, wantStderr: "BOGUS"},
 		{name: "rewrite without colon", args: cmdline([]string{"--rewrite", "USR1"}, ok...), wantCode: 64, wantStderr: "rewrite"},
 		{name: "rewrite to unknown signal", args: cmdline([]string{"--rewrite", "USR1:NOPE"}, ok...), wantCode: 64, wantStderr: "NOPE"},
+		{name: "rewrite of a stop signal", args: cmdline([]string{"--rewrite", "TERM:QUIT"}, ok...), wantCode: 64, wantStderr: "--stop-signal"},
 		{name: "bad stop timeout", args: cmdline([]string{"--stop-timeout", "soon"}, ok...), wantCode: 64, wantStderr: "stop-timeout"},
 		{name: "no command", args: nil, wantCode: 64, wantStderr: "command"},
 		{name: "no command after --", args: []string{"--"}, wantCode: 64, wantStderr: "command"},
