@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -78,6 +79,8 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
 		return ExitConfig
 	}
+
+	warnStopGrace(log, cfg)
 
 	var listeners []*reload.Listener
 	for _, l := range cfg.Listeners {
@@ -222,4 +225,33 @@ func environ() map[string]string {
 		}
 	}
 	return m
+}
+
+// dockerStopGrace is how long `docker stop` waits after its TERM before it
+// sends SIGKILL, unless the container was given another --stop-timeout (or
+// compose's stop_grace_period).
+const dockerStopGrace = 10 * time.Second
+
+// warnStopGrace warns about apps whose stop_timeout cannot fit in the
+// container's stop grace period: Docker would SIGKILL rotini and every
+// worker mid-drain. rotini cannot see the grace period from inside the
+// container, so it assumes Docker's default unless ROTINI_STOP_GRACE says
+// otherwise.
+func warnStopGrace(log hclog.Logger, cfg *config.Config) {
+	grace, source := dockerStopGrace, "Docker's default"
+	if v := os.Getenv("ROTINI_STOP_GRACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			log.Warn("ROTINI_STOP_GRACE is not a duration; assuming Docker's default", "value", v, "default", dockerStopGrace)
+		} else {
+			grace, source = d, "ROTINI_STOP_GRACE"
+		}
+	}
+	for _, a := range cfg.Apps {
+		if a.StopTimeout > grace {
+			log.Warn("stop_timeout does not fit in the container's stop grace period: docker stop would SIGKILL the workers mid-drain",
+				"app", a.Name, "stop_timeout", a.StopTimeout, "grace", grace, "grace_from", source,
+				"fix", "lower stop_timeout, or raise the grace (docker run --stop-timeout, compose stop_grace_period) and set ROTINI_STOP_GRACE to match")
+		}
+	}
 }
