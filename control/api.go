@@ -13,6 +13,17 @@ type Status struct {
 	Started   time.Time               `json:"started"`
 	Listeners []reload.ListenerStatus `json:"listeners"`
 	Apps      []App                   `json:"apps"`
+	Self      Self                    `json:"rotini"`
+}
+
+// Self is rotini's own footprint, so that growth across many reloads is
+// visible from outside (bench/rotations.sh reads it).
+type Self struct {
+	RSS        int64  `json:"rss_bytes"`
+	HeapInuse  uint64 `json:"heap_inuse_bytes"`
+	FDs        int    `json:"fds"`
+	Goroutines int    `json:"goroutines"`
+	Threads    int    `json:"threads"`
 }
 
 // App is one app of Status: reload.AppStatus with its last reload result in

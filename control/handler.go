@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -128,7 +130,7 @@ func (h *handler) deadline(w http.ResponseWriter) {
 func (h *handler) status(w http.ResponseWriter, r *http.Request, _ url.Values) {
 	st := Status{
 		Version: h.version, Pid: h.pid, Started: h.started,
-		Listeners: h.b.Listeners(), Apps: []App{},
+		Listeners: h.b.Listeners(), Apps: []App{}, Self: self(),
 	}
 	if st.Listeners == nil {
 		st.Listeners = []reload.ListenerStatus{}
@@ -361,4 +363,31 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
+}
+
+// self measures rotini's own process from /proc.
+func self() Self {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := Self{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		s.FDs = len(ents) - 1 // minus the one reading the directory
+	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				continue
+			}
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			switch k {
+			case "VmRSS":
+				s.RSS = n * 1024
+			case "Threads":
+				s.Threads = int(n)
+			}
+		}
+	}
+	return s
 }

@@ -48,8 +48,12 @@ type generation struct {
 	started   time.Time
 	stopAt    time.Time
 	killTimer *time.Timer
-	deaths    []time.Time
-	backoff   time.Duration
+	// readyTimer bounds the wait for readiness; stopped once ready or
+	// draining, so that it does not keep the generation alive for its
+	// whole timeout after it has gone.
+	readyTimer *time.Timer
+	deaths     []time.Time
+	backoff    time.Duration
 }
 
 // Result is the outcome of one reload of one app.
@@ -302,7 +306,7 @@ func (a *app) startWorkers(g *generation) {
 		a.spawn(g, i, 0)
 	}
 	if g.o.Ready.Timeout > 0 {
-		a.after(g.o.Ready.Timeout, evReadyTimeout{g})
+		g.readyTimer = a.after(g.o.Ready.Timeout, evReadyTimeout{g})
 	}
 }
 
@@ -462,6 +466,9 @@ func (a *app) checkGeneration(g *generation) {
 		}
 	}
 	g.ready = true
+	if g.readyTimer != nil {
+		g.readyTimer.Stop()
+	}
 	a.log.Info("generation ready", "generation", g.num, "workers", len(g.workers), "after", time.Since(g.started).Round(time.Millisecond))
 	if g.probe != nil {
 		// Only the readiness probe used it; closing rotini's copy is enough
@@ -597,6 +604,9 @@ func (a *app) stopGeneration(g *generation, why string) {
 		g.state = draining
 		g.stopAt = time.Now()
 		a.draining = append(a.draining, g)
+		if g.readyTimer != nil {
+			g.readyTimer.Stop()
+		}
 	}
 	sig, timeout := g.o.StopSignal, g.o.StopTimeout
 	if a.fast {
