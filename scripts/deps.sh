@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/deps.sh [test|bench|all] — install what rotini's tests or benchmarks
-# need, idempotently.
+# scripts/deps.sh [test|bench|docker|all] — install what rotini's tests or
+# benchmarks need, idempotently. `test` includes `docker`: the Docker tests
+# (test/docker_test.go) are part of `make test`.
 #
 # Debian packages are installed only when `dpkg -s` says they are missing, and
 # `apt-get update` runs at most once, only then. Not root: print the
@@ -11,13 +12,17 @@ set -euo pipefail
 mode=${1:-test}
 test_pkgs=(util-linux procps psmisc gunicorn python3-uvicorn wrk curl inotify-tools)
 bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey)
+# docker: a static busybox for the FROM scratch test images (/bin/sh), and
+# debootstrap for docker/base/build-python-base.sh (the local python:3.12-slim).
+docker_pkgs=(busybox-static debootstrap)
 
 case "$mode" in
-test) want=("${test_pkgs[@]}") ;;
+test) want=("${test_pkgs[@]}" "${docker_pkgs[@]}") ;;
 bench) want=("${bench_pkgs[@]}") ;;
-all) want=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+docker) want=("${docker_pkgs[@]}") ;;
+all) want=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${docker_pkgs[@]}") ;;
 *)
-	echo "usage: $0 [test|bench|all]" >&2
+	echo "usage: $0 [test|bench|docker|all]" >&2
 	exit 64
 	;;
 esac
