@@ -298,6 +298,30 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration().Round(time.Millisecond), r.Reason)
 		}
 		fmt.Fprintln(w, line)
+		for _, g := range a.Generations {
+			if g.Dir != "" {
+				fmt.Fprintf(w, "  generation %d (%s) runs %s\n", g.Number, g.State, g.Dir)
+			}
+		}
+		if ws := a.Watch; ws != nil {
+			wl := fmt.Sprintf("  watch: %s", ws.Mode)
+			if ws.Mode == "inotify" {
+				wl += fmt.Sprintf(" (%d watches)", ws.Watches)
+			}
+			if ws.Reason != "" {
+				wl += ": " + ws.Reason
+			}
+			if c := ws.LastChange; c != nil {
+				first := ""
+				if len(c.Paths) > 0 {
+					first = ", e.g. " + c.Paths[0]
+				}
+				wl += fmt.Sprintf("; last change %s ago (%d files%s); %d reloads asked", age(now, c.Last), c.Count, first, ws.Changes)
+			} else {
+				wl += "; no change seen yet"
+			}
+			fmt.Fprintln(w, wl)
+		}
 	}
 }
 

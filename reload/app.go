@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -140,8 +141,8 @@ type app struct {
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
 	last     *Result
-	watcher  *watch.Watcher // set before the loop runs; nil when not watching
-	scaled   *scaling       // nil unless scaled since the config was read
+	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
+	scaled   *scaling                      // nil unless scaled since the config was read
 }
 
 func newApp(m *Manager, o AppOptions) *app {

@@ -84,18 +84,24 @@ func New(o Options) (*Manager, error) {
 	return m, nil
 }
 
-// Start starts every app, and the watchers of those that have one, and
-// returns at once. A watcher that cannot start is logged; its app runs
-// without it.
+// Start starts every app, then the watchers of those that have one, and
+// returns at once. Setting up a watcher on a big tree takes a while (10,000
+// directories: ~200 ms), so it happens in the background and delays neither
+// the first generation nor the control socket. A watcher that cannot start
+// is logged; its app runs without it.
 func (m *Manager) Start() {
 	go m.notify.serve()
 	for _, a := range m.apps {
-		if a.o.Watch != nil {
-			a.watcher = m.startWatcher(a) // before run: the loop reads it
-		}
+		go a.run(m.appDone)
 	}
 	for _, a := range m.apps {
-		go a.run(m.appDone)
+		if a.o.Watch != nil {
+			go func() {
+				if w := m.startWatcher(a); w != nil {
+					a.watcher.Store(w)
+				}
+			}()
+		}
 	}
 	go m.wait()
 }
@@ -112,7 +118,8 @@ func (m *Manager) startWatcher(a *app) *watch.Watcher {
 			}
 			why += ")"
 		}
-		a.send(reloadReq{why: why})
+		// The same path as HUP: the config is read again too.
+		m.reload([]string{a.o.Name}, nil, nil, why)
 	}
 	w, err := watch.New(o)
 	if err != nil {
@@ -139,8 +146,8 @@ func (m *Manager) wait() {
 	}
 	m.mu.Unlock()
 	for _, a := range m.apps {
-		if a.watcher != nil {
-			a.watcher.Close()
+		if w := a.watcher.Load(); w != nil {
+			w.Close()
 		}
 	}
 	m.notify.close()
@@ -239,6 +246,10 @@ func (m *Manager) Reload() { m.ReloadApps(nil, nil, nil) }
 // Result per app on reply, if reply is not nil. An invalid config fails every
 // app's reload at once and changes nothing.
 func (m *Manager) ReloadApps(names []string, reply chan<- Result, progress chan<- Event) {
+	m.reload(names, reply, progress, "")
+}
+
+func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Event, why string) {
 	targets := m.apps
 	if len(names) > 0 {
 		targets = nil
@@ -278,7 +289,7 @@ func (m *Manager) ReloadApps(names []string, reply chan<- Result, progress chan<
 				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.o.Name)
 			}
 		}
-		a.send(reloadReq{opts: o, reply: reply, progress: progress})
+		a.send(reloadReq{opts: o, reply: reply, progress: progress, why: why})
 	}
 	for name := range opts {
 		if m.byName[name] == nil {
@@ -382,8 +393,8 @@ type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
 	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last}
-	if a.watcher != nil {
-		st := a.watcher.State()
+	if w := a.watcher.Load(); w != nil {
+		st := w.State()
 		s.Watch = &st
 	}
 	for _, g := range a.allGens() {
