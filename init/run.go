@@ -130,15 +130,16 @@ func Cleanup(log hclog.Logger, r *reaper.Reaper) {
 // file is missing (kernels without CONFIG_PROC_CHILDREN) it falls back to a
 // full process listing.
 func Descendants(pid int) []int {
+	kids := children
 	if _, err := os.Stat("/proc/self/task/" + itoa(unix.Gettid()) + "/children"); err != nil {
-		return descendantsByListing(pid)
+		kids = childrenByListing()
 	}
 	var out []int
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, c := range children(p) {
+		for _, c := range kids(p) {
 			queue = append(queue, c)
 			if !zombie(c) {
 				out = append(out, c)
@@ -170,28 +171,15 @@ func children(pid int) []int {
 	return out
 }
 
-func descendantsByListing(pid int) []int {
-	procs, err := ps.Processes()
-	if err != nil {
-		return nil
-	}
+// childrenByListing lists every process once and answers from that.
+func childrenByListing() func(int) []int {
 	kids := map[int][]int{}
-	for _, p := range procs {
-		kids[p.PPid()] = append(kids[p.PPid()], p.Pid())
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range kids[p] {
-			queue = append(queue, c)
-			if !zombie(c) {
-				out = append(out, c)
-			}
+	if procs, err := ps.Processes(); err == nil {
+		for _, p := range procs {
+			kids[p.PPid()] = append(kids[p.PPid()], p.Pid())
 		}
 	}
-	return out
+	return func(pid int) []int { return kids[pid] }
 }
 
 func zombie(pid int) bool {
