@@ -174,6 +174,7 @@ func (a *app) stop(fast bool) {
 	}
 	a.stopping = true
 	a.fast = a.fast || fast
+	gens := a.allGens() // before finish forgets the generation being started
 	if a.rot != nil {
 		close(a.rot.cancel)
 		a.finish(false, "rotini is stopping")
@@ -182,7 +183,7 @@ func (a *app) stop(fast bool) {
 		p <- Result{App: a.o.Name, Reason: "rotini is stopping"}
 	}
 	a.pending, a.pendProg = nil, nil
-	for _, g := range a.allGens() {
+	for _, g := range gens {
 		a.stopGeneration(g, "rotini is stopping")
 	}
 }
