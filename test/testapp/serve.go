@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +23,11 @@ import (
 //
 //	GET /           "gen=$ROTINI_GENERATION worker=$ROTINI_WORKER pid=PID\n"
 //	GET /slow?ms=N  the same after N milliseconds
+//	GET /release    the same (only with --release-file)
+//
+// With --release-file NAME, NAME is read from the working directory at
+// start, and /slow and /release append " release=CONTENT" (trimmed) to the
+// line; / never does, so the load client's parsing of it is unchanged.
 //
 // Lines: "listening ADDR" per listener, then "ready" once it serves (after
 // READY=1 with --notify); on TERM "draining", a graceful Shutdown bounded by
@@ -38,6 +44,7 @@ func serveRole(args []string) {
 	drain := fs.Duration("drain", 30*time.Second, "bound of the graceful shutdown on TERM")
 	drainGrace := fs.Duration("drain-grace", 500*time.Millisecond, "on TERM, keep answering open keep-alive connections this long before Shutdown")
 	naiveDrain := fs.Bool("naive-drain", false, "on TERM, call http.Server.Shutdown and nothing else")
+	releaseFile := fs.String("release-file", "", "read this `file` of the working directory at start; /slow and /release then report its content")
 	fs.Parse(args)
 
 	if *failStart >= 0 {
@@ -74,14 +81,25 @@ func serveRole(args []string) {
 
 	time.Sleep(*bootDelay)
 	body := fmt.Sprintf("gen=%s worker=%s pid=%d\n", os.Getenv("ROTINI_GENERATION"), os.Getenv("ROTINI_WORKER"), os.Getpid())
+	slowBody := body
 	mux := http.NewServeMux()
+	if *releaseFile != "" {
+		b, err := os.ReadFile(*releaseFile)
+		if err != nil {
+			fatalf("release file: %v", err)
+		}
+		slowBody = strings.TrimSuffix(body, "\n") + " release=" + strings.TrimSpace(string(b)) + "\n"
+		mux.HandleFunc("GET /release", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, slowBody)
+		})
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, body)
 	})
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
-		fmt.Fprint(w, body)
+		fmt.Fprint(w, slowBody)
 	})
 	// The drain follows test/demoapp (see its doc): http.Server.Shutdown
 	// alone drops a request whose connection was accepted just before it
