@@ -242,7 +242,7 @@ func (c *CLI) run(args []string) int {
 	if err != nil {
 		return c.startError(cmd[0], err)
 	}
-	return pid1.Run(context.Background(), pid1.Options{
+	return pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.ZeroConfig, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
 	}, child)

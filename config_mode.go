@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -115,7 +114,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	}
 	m.Start()
 	ctl := startControl(log, o.control, cfg.Control, m)
-	code := pid1.Run(context.Background(), pid1.Options{
+	code := pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
 	}, m)
@@ -172,13 +171,14 @@ func sameListeners(a, b []config.Listener) bool {
 // appOptions turns the config's apps into reload's options; reload does not
 // import config, so that it can be tested without HCL.
 func appOptions(cfg *config.Config) []reload.AppOptions {
+	env := environ() // rotini's environment does not change: read it once
 	var out []reload.AppOptions
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
 		out = append(out, reload.AppOptions{
 			Name: a.Name,
 			Spawn: func(v reload.SpawnVars) ([]string, []string, string, error) {
-				return a.Spawn(config.SpawnVars{FDs: v.FDs, Generation: v.Generation, Worker: v.Worker, Env: environ()})
+				return a.Spawn(config.SpawnVars{FDs: v.FDs, Generation: v.Generation, Worker: v.Worker, Env: env})
 			},
 			Workers:             a.Workers,
 			Listen:              a.Listen,

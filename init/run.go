@@ -1,7 +1,6 @@
 package pid1
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -47,7 +46,7 @@ type Options struct {
 // Run is the signal loop: it dispatches signals by policy until the workload
 // is done, then kills and reaps whatever it left behind and returns the exit
 // code. The reaper must already be running.
-func Run(ctx context.Context, o Options, w Workload) int {
+func Run(o Options, w Workload) int {
 	log := o.Log
 	for {
 		select {
@@ -59,9 +58,6 @@ func Run(ctx context.Context, o Options, w Workload) int {
 		case code := <-w.Done():
 			Cleanup(log, o.Reaper)
 			return code
-		case <-ctx.Done():
-			w.Stop(false)
-			ctx = context.Background() // stop once; keep looping until Done
 		}
 	}
 }

@@ -3,14 +3,15 @@ package reload
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -119,7 +120,10 @@ type (
 	}
 	evStop   struct{ fast bool }
 	evSignal struct{ sig unix.Signal }
-	evScale  struct{ workers int }
+	// evScale sets the worker count, or changes it by delta when workers
+	// is 0 (TTIN/TTOU: relative to the count the app has when it handles
+	// the event, not when the signal arrived).
+	evScale struct{ workers, delta int }
 )
 
 type app struct {
@@ -260,6 +264,9 @@ func (a *app) handle(ev any) {
 			}
 		}
 	case evScale:
+		if e.workers == 0 {
+			e.workers = a.o.Workers + e.delta
+		}
 		a.scale(e.workers)
 	case evKillWorker:
 		if e.w.gen.workers[e.w.index] == e.w {
@@ -324,7 +331,7 @@ func (a *app) startServing() *generation {
 // resolveDir evaluates the app's dir and resolves symlinks now, so that a
 // later `ln -sfn releases/43 current` does not move a running generation.
 func (a *app) resolveDir(g *generation) string {
-	_, _, dir, err := g.o.Spawn(SpawnVars{FDs: map[string]int{}, Generation: g.num})
+	_, _, dir, err := g.o.Spawn(SpawnVars{FDs: listenFDs(g.o), Generation: g.num})
 	if err != nil || dir == "" {
 		return dir
 	}
@@ -344,9 +351,9 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
 		// Treat like a worker that died at once, with a shell's code.
-		code := 127
-		if !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "no such file") {
-			code = 126
+		code := 126 // as a shell: found but not executable
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			code = 127
 		}
 		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
 		g.workers[index] = w
@@ -651,4 +658,15 @@ func (a *app) drained(g *generation) {
 		a.serving, a.rot.next = g, g
 		a.startWorkers(g)
 	}
+}
+
+// listenFDs maps an app's listeners to the fd numbers its workers get (3, 4,
+// … in `listen` order), for evaluating its command, env and dir outside a
+// worker (its code directory, before_reload): an expression may name fd.X.
+func listenFDs(o AppOptions) map[string]int {
+	fds := make(map[string]int, len(o.Listen))
+	for i, name := range o.Listen {
+		fds[name] = 3 + i
+	}
+	return fds
 }

@@ -61,21 +61,18 @@ func New(o Options) (*Manager, error) {
 	for _, l := range o.Listeners {
 		m.listeners[l.Name] = l
 	}
-	needNotify := false
 	for _, ao := range o.Apps {
 		for _, name := range ao.Listen {
 			if m.listeners[name] == nil {
 				return nil, fmt.Errorf("app %q: no listener named %q", ao.Name, name)
 			}
 		}
-		needNotify = needNotify || ao.Ready.Notify
 		a := newApp(m, ao)
 		m.apps = append(m.apps, a)
 		m.byName[ao.Name] = a
 	}
 	// The notify socket exists even if no app asks for it now, so that a
 	// reload that turns `notify` on needs no restart.
-	_ = needNotify
 	n, err := newNotifyServer(o.Log.Named("notify"), o.RuntimeDir, m.deliver)
 	if err != nil {
 		return nil, err
@@ -300,8 +297,8 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 
 // Scale changes every app's worker count by delta (TTIN/TTOU).
 func (m *Manager) Scale(delta int) {
-	for _, st := range m.Status(time.Second) {
-		m.byName[st.Name].send(evScale{st.Workers + delta})
+	for _, a := range m.apps {
+		a.send(evScale{delta: delta})
 	}
 }
 
@@ -312,7 +309,7 @@ func (m *Manager) ScaleApp(name string, workers int) error {
 	}
 	if name == "" {
 		for _, a := range m.apps {
-			a.send(evScale{workers})
+			a.send(evScale{workers: workers})
 		}
 		return nil
 	}
@@ -320,7 +317,7 @@ func (m *Manager) ScaleApp(name string, workers int) error {
 	if a == nil {
 		return fmt.Errorf("no app named %q", name)
 	}
-	a.send(evScale{workers})
+	a.send(evScale{workers: workers})
 	return nil
 }
 

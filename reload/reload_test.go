@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
@@ -240,5 +241,37 @@ func TestNotifyBeforeRegister(t *testing.T) {
 	}
 	if len(m.parked) != 1 || m.parked[0].msg.Pid != 5555 {
 		t.Errorf("parked = %+v, want only 5555's message", m.parked)
+	}
+}
+
+// TestSpawnExpressionsOutsideWorker: an app whose command names fd.http
+// (uvicorn's `--fd ${fd.http}`) must still have its code directory resolved
+// and its before_reload run, both of which evaluate the spawn expressions
+// outside any worker. The spawn function here fails, as HCL evaluation does,
+// when fd.http is missing.
+func TestSpawnExpressionsOutsideWorker(t *testing.T) {
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "releases", "1")
+	if err := os.MkdirAll(rel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rel, filepath.Join(dir, "current")); err != nil {
+		t.Fatal(err)
+	}
+	o := sleeper(1)
+	o.Spawn = func(v SpawnVars) ([]string, []string, string, error) {
+		if _, ok := v.FDs["http"]; !ok {
+			return nil, nil, "", fmt.Errorf("unknown variable fd.http")
+		}
+		return []string{"sleep", "1000"}, nil, filepath.Join(dir, "current"), nil
+	}
+	o.BeforeReload = []string{"true"}
+	h := newHarness(t, o)
+	st := h.settled(t)
+	if st.Generations[0].Dir != rel {
+		t.Errorf("generation 1 runs in %q, want the resolved release %q", st.Generations[0].Dir, rel)
+	}
+	if r := h.reload(t); !r.OK {
+		t.Errorf("reload with before_reload failed: %+v", r)
 	}
 }

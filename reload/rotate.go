@@ -77,7 +77,7 @@ func (a *app) maybeStartReload() {
 	if len(a.o.BeforeReload) > 0 {
 		o, num := a.o, a.gens+1
 		go func() {
-			_, _, dir, err := o.Spawn(SpawnVars{FDs: map[string]int{}, Generation: num})
+			_, _, dir, err := o.Spawn(SpawnVars{FDs: listenFDs(o), Generation: num})
 			if err == nil {
 				err = a.runBeforeReload(o, dir, rot.cancel)
 			}

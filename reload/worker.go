@@ -69,9 +69,7 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("empty command")
 	}
-	if dir == "" {
-		dir = g.dir
-	} else if g.dir != "" && dir != g.dir {
+	if g.dir != "" {
 		dir = g.dir // the generation pinned its directory when it started
 	}
 	env := mergeEnv(a.m.o.Env, extraEnv)
