@@ -38,6 +38,12 @@ type Listener struct {
 	// Owner and Group are empty for tcp.
 	Mode         os.FileMode
 	Owner, Group string
+	// Steer gives each generation its own socket and steers new
+	// connections to the serving one (default true; see package sockets).
+	Steer bool
+	// SwitchGrace is how long a replaced generation keeps accepting once
+	// its socket's queue is empty; 0 means the default.
+	SwitchGrace time.Duration
 }
 
 // Reload modes of an app.

@@ -133,9 +133,9 @@ func TestFull(t *testing.T) {
 	want := &Config{
 		Filename: "testdata/valid/full.hcl",
 		Listeners: []Listener{
-			{Name: "http", Network: "tcp", Address: "0.0.0.0:8000", Backlog: 1024},
-			{Name: "admin", Network: "tcp6", Address: "[::1]:9000", Backlog: 64},
-			{Name: "sock", Network: "unix", Address: "/run/app.sock", Backlog: 1024, Mode: 0o660, Owner: "www", Group: "www"},
+			{Name: "http", Network: "tcp", Address: "0.0.0.0:8000", Backlog: 1024, Steer: true},
+			{Name: "admin", Network: "tcp6", Address: "[::1]:9000", Backlog: 64, Steer: true},
+			{Name: "sock", Network: "unix", Address: "/run/app.sock", Backlog: 1024, Mode: 0o660, Owner: "www", Group: "www", Steer: true},
 		},
 		Apps: []App{
 			{

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -82,7 +83,9 @@ type AppOptions struct {
 type Options struct {
 	Log       hclog.Logger
 	Reaper    *reaper.Reaper
-	Listeners []*Listener
+	// Sockets binds the apps' listeners and steers their connections
+	// between generations.
+	Sockets sockets.Authority
 	Apps      []AppOptions
 	// Reconfigure re-reads the config on reload. It returns the apps'
 	// new options, or an error that makes the reload fail with the old
