@@ -728,6 +728,8 @@ func (a *app) stopGeneration(g *generation, why string) {
 }
 
 func (a *app) drained(g *generation) {
+	// Its workers are gone, perhaps during the handoff: nothing to signal.
+	g.handoff = false
 	if g.killTimer != nil {
 		g.killTimer.Stop()
 	}
