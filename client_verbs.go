@@ -18,9 +18,9 @@ import (
 
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
-	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // The client verbs talk to a running rotini over its control socket. Each

@@ -41,11 +41,11 @@ type generation struct {
 	app       *app
 	num       int
 	o         AppOptions
-	dir       string // resolved at start: a `current` symlink pins the release
-	names     []string           // the app's listeners this generation has a socket of
+	dir       string              // resolved at start: a `current` symlink pins the release
+	names     []string            // the app's listeners this generation has a socket of
 	listeners []*sockets.Listener // in fd order: names', then the probe's
-	probe     *sockets.Listener  // private loopback socket for `ready { http = "/path" }`
-	err       error              // the generation could not get its sockets
+	probe     *sockets.Listener   // private loopback socket for `ready { http = "/path" }`
+	err       error               // the generation could not get its sockets
 	workers   map[int]*worker
 	state     genState
 	ready     bool
@@ -62,7 +62,7 @@ type generation struct {
 	handoff   bool
 	signalled bool // the stop signal was sent
 	deaths    []time.Time
-	backoff    time.Duration
+	backoff   time.Duration
 }
 
 // Result is the outcome of one reload of one app.

@@ -19,12 +19,12 @@ import (
 // mode. Its methods may be called from any goroutine; each forwards to the
 // apps' goroutines and returns without waiting for processes.
 type Manager struct {
-	o         Options
-	apps      []*app
-	byName    map[string]*app
-	notify    *notifyServer
-	doneC     chan int
-	appDone   chan appDone
+	o       Options
+	apps    []*app
+	byName  map[string]*app
+	notify  *notifyServer
+	doneC   chan int
+	appDone chan appDone
 
 	mu      sync.Mutex
 	workers map[int]func(notifyMsg) // pid -> notify handler
@@ -51,11 +51,11 @@ const (
 func New(o Options) (*Manager, error) {
 	closeInheritedOnExec()
 	m := &Manager{
-		o:         o,
-		byName:    map[string]*app{},
-		doneC:     make(chan int, 1),
-		appDone:   make(chan appDone, len(o.Apps)),
-		workers:   map[int]func(notifyMsg){},
+		o:       o,
+		byName:  map[string]*app{},
+		doneC:   make(chan int, 1),
+		appDone: make(chan appDone, len(o.Apps)),
+		workers: map[int]func(notifyMsg){},
 	}
 	known := map[string]bool{}
 	if o.Sockets != nil {

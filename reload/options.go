@@ -81,12 +81,12 @@ type AppOptions struct {
 
 // Options configure a Manager.
 type Options struct {
-	Log       hclog.Logger
-	Reaper    *reaper.Reaper
+	Log    hclog.Logger
+	Reaper *reaper.Reaper
 	// Sockets binds the apps' listeners and steers their connections
 	// between generations.
 	Sockets sockets.Authority
-	Apps      []AppOptions
+	Apps    []AppOptions
 	// Reconfigure re-reads the config on reload. It returns the apps'
 	// new options, or an error that makes the reload fail with the old
 	// config kept. Nil means the options never change.
