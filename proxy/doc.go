@@ -54,8 +54,9 @@
 //
 // An app with a proxy block gets one Relay per listener, on the socket
 // rotini owns for it (the socket is not passed to workers). Each
-// generation gets a free loopback port per listener (from the configured
-// range, or an ephemeral one) as PORT and ${port.NAME}; its readiness
+// generation gets a free loopback port per listener from the app's Ports
+// (the configured range, or ephemeral ones) as PORT and ${port.NAME},
+// released when the generation has stopped; its readiness
 // defaults to "that port accepts". When the generation is promoted the
 // app calls SetTarget(gen, "127.0.0.1:PORT"); the old generation gets its
 // stop signal once Drained(old) is closed or at stop_timeout, whichever
