@@ -214,8 +214,8 @@ $(printf '%s\n' "${rows[@]}")
 
 rotini relay's memory per idle relayed connection: VmRSS $before KiB
 before, $after KiB with $IDLE_CONNS idle clients relayed: **$per KiB per
-connection**. The relay then had $fds open fds: 6 per connection (the two
-sockets, and the splice pipe each direction holds while it waits).
+connection**. The relay then had $fds open fds (2 sockets per connection;
+no pipe is held while a connection is idle).
 
 Commands:
 

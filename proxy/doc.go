@@ -22,19 +22,17 @@
 // # Cost per connection
 //
 // A relayed connection holds exactly 2 goroutines (one per direction), 2
-// sockets (client and backend) and no user-space buffer when both ends
-// are TCP or unix stream sockets: the kernel moves the bytes with splice(2)
-// through a pipe that each direction takes from the Go runtime's pool for
-// as long as it splices, which includes waiting for the next byte. So an
-// open connection, idle or not, holds 6 file descriptors (2 sockets, 2
-// pipes) and, while idle, no pipe pages; a pipe holds at most 64 KiB of
-// kernel memory while bytes are in flight. Where splice does not apply,
-// io.Copy's 32 KiB buffer per direction is used instead. The bound is
-// thus MaxConnections × (2 goroutines, 6 fds, the sockets' kernel buffers):
-// bench/proxy.sh measured about 13 KiB of RSS per idle relayed connection.
-// A client that connects and sends nothing holds that until IdleTimeout.
-// The fd limit must allow 6 × MaxConnections (Go raises the soft limit to
-// the hard one at start).
+// sockets (client and backend) and no user-space buffer: the kernel moves
+// the bytes with splice(2) through a pipe. A direction takes a pipe from a
+// small pool only while bytes are in flight and gives it back, empty,
+// before it waits for more (the standard library's splice keeps its pipe
+// while waiting, which would cost 4 more fds per idle connection). So an
+// idle connection holds 2 goroutines and 2 fds, and a busy one at most 2
+// pipes more (64 KiB of kernel memory each). The bound is MaxConnections ×
+// (2 goroutines from 8 KiB of stack each, 2 sockets and their kernel
+// buffers), plus 2 pipes per connection moving bytes and at most 64 spare
+// pipes; bench/proxy.sh measures the RSS per idle relayed connection. A
+// client that connects and sends nothing holds that until IdleTimeout.
 //
 // # Idleness
 //

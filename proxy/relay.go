@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -361,15 +362,13 @@ func (r *Relay) relay(c *conn) {
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		// The concrete *net.TCPConn destination, given the concrete
-		// source, is what lets ReadFrom splice.
-		if _, err := c.backend.ReadFrom(c.client); err != nil {
+		if err := copyConn(c.backend, c.client); err != nil {
 			c.close()
 			return
 		}
 		c.backend.CloseWrite()
 	}()
-	if _, err := copyToClient(c.client, c.backend); err != nil {
+	if err := copyConn(c.client, c.backend); err != nil {
 		c.close()
 	} else if cw, ok := c.client.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
@@ -377,17 +376,20 @@ func (r *Relay) relay(c *conn) {
 	<-up
 }
 
-// copyToClient relays backend → client; splice applies for TCP and unix
-// clients (TCPConn.ReadFrom, or TCPConn.WriteTo towards a UnixConn).
-func copyToClient(client net.Conn, backend *net.TCPConn) (int64, error) {
-	switch cl := client.(type) {
-	case *net.TCPConn:
-		return cl.ReadFrom(backend)
-	case *net.UnixConn:
-		return backend.WriteTo(cl)
-	default:
-		return io.Copy(client, backend)
+// copyConn copies src to dst until src's EOF, with splice when both are
+// sockets (TCP or unix stream, the only kinds rotini listens on).
+func copyConn(dst, src net.Conn) error {
+	d, dok := dst.(syscall.Conn)
+	s, sok := src.(syscall.Conn)
+	if dok && sok {
+		drc, derr := d.SyscallConn()
+		src, serr := s.SyscallConn()
+		if derr == nil && serr == nil {
+			return spliceCopy(drc, src)
+		}
 	}
+	_, err := io.Copy(dst, src)
+	return err
 }
 
 // watchIdle closes c once no byte has gone either way for IdleTimeout.
