@@ -50,6 +50,9 @@ type Relay struct {
 	o     Options
 	slots chan struct{} // one token per relayed connection
 	done  chan struct{} // closed by Close
+	// ctx is cancelled by Close, which ends dials in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	gen       int    // the target generation; 0 until the first SetTarget
@@ -93,7 +96,10 @@ func New(ln net.Listener, o Options) *Relay {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Relay{
+		ctx:       ctx,
+		cancel:    cancel,
 		ln:        ln,
 		o:         o,
 		slots:     make(chan struct{}, o.MaxConnections),
@@ -267,6 +273,7 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	close(r.done)
+	r.cancel()
 	for c := range r.conns {
 		c.close()
 	}
@@ -284,15 +291,8 @@ func (r *Relay) dial(addr string) (*net.TCPConn, error) {
 	if h := testHookDial.Load(); h != nil {
 		(*h)(addr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.o.DialTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.o.DialTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-r.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	d := net.Dialer{}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
