@@ -36,11 +36,14 @@
 //
 // # Idleness
 //
-// Splice gives no per-read callback, so idleness is read from the kernel:
-// when a direction's read deadline fires, tcpi_last_data_recv and
-// tcpi_last_data_sent of the backend socket (TCP_INFO) tell how long ago a
-// byte last went either way, and the deadline is pushed back by what is
-// left of IdleTimeout, or the connection is closed.
+// Idleness is read from the kernel rather than counted per read: a timer
+// per connection (a goroutine only while it runs) fires after
+// IdleTimeout, reads tcpi_last_data_recv and tcpi_last_data_sent of the
+// backend socket (TCP_INFO: what went to the backend came from the client
+// and the other way round), and either re-arms itself for what is left of
+// IdleTimeout or closes both sockets. Being outside the copying
+// goroutines, it also ends a connection whose directions are both stuck
+// writing to peers that do not read.
 //
 // # Failed dials
 //
@@ -58,5 +61,6 @@
 // defaults to "that port accepts". When the generation is promoted the
 // app calls SetTarget(gen, "127.0.0.1:PORT"); the old generation gets its
 // stop signal once Drained(old) is closed or at stop_timeout, whichever
-// comes first. `status` reports Active per generation.
+// comes first. `status` shows Conns, the relayed connections per
+// generation.
 package proxy
