@@ -179,7 +179,7 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 		out = append(out, reload.AppOptions{
 			Name: a.Name,
 			Spawn: func(v reload.SpawnVars) ([]string, []string, string, error) {
-				return a.Spawn(config.SpawnVars{FDs: v.FDs, Generation: v.Generation, Worker: v.Worker, Env: env})
+				return a.Spawn(config.SpawnVars{FDs: v.FDs, Ports: v.Ports, Generation: v.Generation, Worker: v.Worker, Env: env})
 			},
 			Workers:             a.Workers,
 			Listen:              a.Listen,

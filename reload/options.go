@@ -29,6 +29,7 @@ const (
 // SpawnVars are the values a worker's command, env and dir may depend on.
 type SpawnVars struct {
 	FDs        map[string]int // listener name -> fd number in the worker
+	Ports      map[string]int // proxy mode: listener name -> the generation's loopback port
 	Generation int
 	Worker     int
 }
