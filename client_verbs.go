@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -322,6 +324,15 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 		for _, g := range a.Generations {
 			if g.Dir != "" {
 				fmt.Fprintf(w, "  generation %d (%s) runs %s\n", g.Number, g.State, g.Dir)
+			}
+			if len(g.Ports) > 0 {
+				var ps []string
+				for _, i := range slices.Sorted(maps.Keys(g.Ports)) {
+					for _, name := range slices.Sorted(maps.Keys(g.Ports[i])) {
+						ps = append(ps, fmt.Sprintf("worker %d %s=%d", i, name, g.Ports[i][name]))
+					}
+				}
+				fmt.Fprintf(w, "  generation %d (%s) relayed connections %d; ports %s\n", g.Number, g.State, g.Relayed, strings.Join(ps, ", "))
 			}
 		}
 		if ws := a.Watch; ws != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
 	pid1 "github.com/rotini-dev/rotini/init"
+	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/reload"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
@@ -200,9 +201,25 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			CrashLimit:        a.CrashLimit,
 			CrashWindow:       a.CrashWindow,
 			Watch:             watchOptions(a.Watch),
+			Proxy:             proxyOptions(a.Proxy),
 		})
 	}
 	return out
+}
+
+// proxyOptions maps the config's proxy block; nil without one.
+func proxyOptions(p *config.Proxy) *reload.ProxyOptions {
+	if p == nil {
+		return nil
+	}
+	v, _ := proxy.ParseVersion(p.ProxyProtocol) // checked at load
+	return &reload.ProxyOptions{
+		Relay: proxy.Options{
+			MaxConnections: p.MaxConnections, IdleTimeout: p.IdleTimeout,
+			DialTimeout: p.DialTimeout, ProxyProtocol: v,
+		},
+		PortMin: p.PortMin, PortMax: p.PortMax,
+	}
 }
 
 // socketSpecs says how to bind each listener: steered when its app rotates
@@ -212,6 +229,9 @@ func socketSpecs(cfg *config.Config) []sockets.Spec {
 	for _, a := range cfg.Apps {
 		for _, name := range a.Listen {
 			mode[name] = a.Reload
+			if a.Proxy != nil {
+				mode[name] = "proxy"
+			}
 		}
 	}
 	var out []sockets.Spec
@@ -227,6 +247,9 @@ func socketSpecs(cfg *config.Config) []sockets.Spec {
 		switch m := mode[l.Name]; {
 		case !l.Steer:
 			s.Why = "steer = false in the config: generations share one socket"
+		case m == "proxy":
+			s.Steer, s.Relay = false, true
+			s.Why = "rotini accepts and relays to the serving generation's ports"
 		case m != config.ReloadRotate:
 			s.Steer = false
 			s.Why = fmt.Sprintf("its app reloads by %s: one generation at a time, one socket", m)

@@ -55,8 +55,9 @@ type Relay struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	gen       int    // the target generation; 0 until the first SetTarget
-	addr      string // its backend address
+	gen       int      // the target generation; 0 until the first SetTarget
+	addrs     []string // its backends (one per worker), taken in turn
+	next      int
 	hasTarget chan struct{}
 	gens      map[int]*genState
 	conns     map[*conn]struct{}
@@ -116,13 +117,14 @@ func FileListener(f *os.File) (net.Listener, error) {
 	return net.FileListener(f)
 }
 
-// SetTarget makes addr, the backend of generation gen, the destination of
-// every connection accepted from now on. gen must be positive.
-func (r *Relay) SetTarget(gen int, addr string) {
+// SetTarget makes addrs, the backends of generation gen (one per worker),
+// the destinations of every connection accepted from now on, in turn. gen
+// must be positive and addrs not empty.
+func (r *Relay) SetTarget(gen int, addrs ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.gen
-	r.gen, r.addr = gen, addr
+	r.gen, r.addrs = gen, append([]string(nil), addrs...)
 	if r.gens[gen] == nil {
 		r.gens[gen] = &genState{drained: make(chan struct{})}
 	}
@@ -188,7 +190,31 @@ func (r *Relay) pick() (int, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gens[r.gen].active++
-	return r.gen, r.addr
+	return r.gen, r.nextAddr()
+}
+
+// nextAddr takes the target's backends in turn. r.mu is held.
+func (r *Relay) nextAddr() string {
+	a := r.addrs[r.next%len(r.addrs)]
+	r.next++
+	return a
+}
+
+// siblings are the target's other backends when gen is still the target:
+// a worker that died, or restarts, does not fail the connection.
+func (r *Relay) siblings(gen int, tried string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen != gen {
+		return nil
+	}
+	var out []string
+	for _, a := range r.addrs {
+		if a != tried {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // release uncounts a connection of gen.
@@ -210,7 +236,7 @@ func (r *Relay) repick(gen int) (int, string, bool) {
 	r.gens[gen].active--
 	r.maybeDrained(gen)
 	r.gens[r.gen].active++
-	return r.gen, r.addr, true
+	return r.gen, r.nextAddr(), true
 }
 
 // Serve accepts connections until Close, which makes it return ErrClosed;
@@ -309,6 +335,14 @@ func (r *Relay) handle(client net.Conn) {
 
 	gen, addr := r.pick()
 	backend, err := r.dial(addr)
+	if err != nil {
+		for _, a := range r.siblings(gen, addr) {
+			if backend, err = r.dial(a); err == nil {
+				addr = a
+				break
+			}
+		}
+	}
 	if err != nil {
 		if g, a, moved := r.repick(gen); moved {
 			r.o.Log.Debug("dial failed, trying the new target", "generation", gen, "backend", addr, "error", err)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
@@ -46,6 +49,9 @@ type generation struct {
 	listeners []*sockets.Listener // in fd order: names', then the probe's
 	probe     *sockets.Listener   // private loopback socket for `ready { http = "/path" }`
 	err       error               // the generation could not get its sockets
+	// Proxy mode: worker index -> listener name -> the worker's loopback
+	// port (an app that binds $PORT cannot share it with a sibling).
+	ports     map[int]map[string]int
 	workers   map[int]*worker
 	state     genState
 	ready     bool
@@ -159,7 +165,11 @@ type app struct {
 	fatal    *int // crash loop: rotini must exit with this code
 	last     *Result
 	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
-	scaled   *scaling                      // nil unless scaled since the config was read
+	// Proxy mode: a relay per listener, from rotini's socket to the
+	// serving generation's port; nil otherwise. Fixed for rotini's life.
+	relays map[string]*proxy.Relay
+	ports  *proxy.Ports
+	scaled *scaling // nil unless scaled since the config was read
 }
 
 func newApp(m *Manager, o AppOptions) *app {
@@ -303,6 +313,11 @@ func (a *app) newGeneration(o AppOptions) *generation {
 		app: a, num: a.gens, o: o, workers: map[int]*worker{},
 		started: time.Now(), backoff: o.RestartBackoff,
 	}
+	if a.relays != nil {
+		g.ports = map[int]map[string]int{}
+		g.dir = a.resolveDir(g)
+		return g
+	}
 	g.dir = a.resolveDir(g)
 	for _, name := range o.Listen {
 		l, err := a.m.o.Sockets.Socket(name, g.num)
@@ -314,7 +329,7 @@ func (a *app) newGeneration(o AppOptions) *generation {
 		g.names = append(g.names, name)
 		g.listeners = append(g.listeners, l)
 	}
-	if strings.HasPrefix(o.Ready.HTTP, "/") {
+	if strings.HasPrefix(o.Ready.HTTP, "/") && a.relays == nil {
 		p, err := sockets.Listen(sockets.ListenerOptions{Name: "rotini-probe", Network: "tcp4", Address: "127.0.0.1:0", Backlog: 64})
 		if err != nil {
 			a.log.Error("probe socket", "error", err)
@@ -354,8 +369,29 @@ func (a *app) startServing() *generation {
 	return g
 }
 
-// steer sends every new connection of g's listeners to g's sockets.
+// steer sends every new connection of g's listeners to g's sockets, or in
+// proxy mode relays them to g's ports. A relay's first target is set only
+// once its generation is ready, since nothing listens on the port before.
 func (a *app) steer(g *generation) {
+	if a.relays != nil {
+		if !g.ready {
+			return
+		}
+		idx := slices.Sorted(maps.Keys(g.ports))
+		for name, r := range a.relays {
+			var addrs []string
+			for _, i := range idx {
+				if i < g.o.Workers {
+					addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(g.ports[i][name])))
+				}
+			}
+			if len(addrs) > 0 {
+				r.SetTarget(g.num, addrs...)
+				a.log.Info("relaying new connections", "generation", g.num, "listener", name, "to", strings.Join(addrs, " "))
+			}
+		}
+		return
+	}
 	for _, name := range g.names {
 		if err := a.m.o.Sockets.Serve(name, g.num); err != nil {
 			a.log.Error("cannot steer new connections", "generation", g.num, "listener", name, "error", err)
@@ -369,6 +405,16 @@ func (a *app) releaseSockets(g *generation) {
 		a.m.o.Sockets.Release(name, g.num)
 	}
 	g.names = nil
+	if a.ports != nil && g.ports != nil {
+		var ps []int
+		for _, wp := range g.ports {
+			for _, p := range wp {
+				ps = append(ps, p)
+			}
+		}
+		a.ports.Release(ps)
+		g.ports = nil
+	}
 }
 
 // handoff retires g, which no longer receives new connections: it gets its
@@ -386,6 +432,30 @@ func (a *app) handoff(g *generation, why string) {
 	}
 	socks, names, num := a.m.o.Sockets, append([]string(nil), g.names...), g.num
 	limit := g.o.StopTimeout
+	if a.relays != nil {
+		// Connections already relayed to g finish there; g gets its stop
+		// signal once they have closed, or at its stop timeout.
+		var drained []<-chan struct{}
+		for _, r := range a.relays {
+			drained = append(drained, r.Drained(num))
+		}
+		go func() {
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			for _, d := range drained {
+				select {
+				case <-d:
+				case <-t.C:
+					a.send(evHandedOff{g, why + "; relayed connections still open at stop_timeout"})
+					return
+				case <-a.quit:
+					return
+				}
+			}
+			a.send(evHandedOff{g, why})
+		}()
+		return
+	}
 	go func() {
 		var grace time.Duration
 		for _, n := range names {
@@ -420,7 +490,7 @@ func (a *app) handoff(g *generation, why string) {
 // resolveDir evaluates the app's dir and resolves symlinks now, so that a
 // later `ln -sfn releases/43 current` does not move a running generation.
 func (a *app) resolveDir(g *generation) string {
-	_, _, dir, err := g.o.Spawn(SpawnVars{FDs: listenFDs(g.o), Generation: g.num})
+	_, _, dir, err := g.o.Spawn(SpawnVars{FDs: listenFDs(g.o), Ports: listenPorts(g.o), Generation: g.num})
 	if err != nil || dir == "" {
 		return dir
 	}
@@ -465,7 +535,17 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	} else {
 		w.aged = true
 	}
-	if r.HTTP != "" || r.TCP != "" || len(r.Exec) > 0 {
+	if wp := g.ports[index]; wp != nil {
+		// Proxy mode: ready also means the worker's ports accept, and an
+		// HTTP path is asked of the first one.
+		if strings.HasPrefix(r.HTTP, "/") {
+			r.HTTP = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(wp[g.o.Listen[0]])) + r.HTTP
+		}
+		for _, name := range g.o.Listen {
+			r.portChecks = append(r.portChecks, net.JoinHostPort("127.0.0.1", strconv.Itoa(wp[name])))
+		}
+	}
+	if r.HTTP != "" || r.TCP != "" || len(r.Exec) > 0 || len(r.portChecks) > 0 {
 		go a.probe(w, g.probe, r)
 	} else {
 		w.probed = true
@@ -501,8 +581,11 @@ func (a *app) probe(w *worker, probeL *sockets.Listener, r ReadyOptions) {
 				ok = resp.StatusCode < 400
 			}
 		}
-		if ok && r.TCP != "" {
-			c, err := net.DialTimeout("tcp", r.TCP, 2*time.Second)
+		for _, addr := range append([]string{r.TCP}, r.portChecks...) {
+			if !ok || addr == "" {
+				continue
+			}
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 			if err != nil {
 				ok = false
 			} else {
@@ -540,6 +623,9 @@ func (a *app) checkWorker(w *worker) {
 	w.state = ready
 	close(w.cancel)
 	a.log.Info("worker ready", "generation", w.gen.num, "worker", w.index, "pid", w.pid, "after", time.Since(w.started).Round(time.Millisecond))
+	if a.relays != nil && w.gen == a.serving && w.gen.ready {
+		a.steer(w.gen) // proxy mode: a restarted or added worker's port
+	}
 	if a.rot != nil && a.rot.next == w.gen {
 		n := 0
 		for _, o := range w.gen.workers {
@@ -575,6 +661,9 @@ func (a *app) checkGeneration(g *generation) {
 	if a.rot != nil && a.rot.next == g {
 		a.promote()
 		return
+	}
+	if g == a.serving {
+		a.steer(g) // proxy mode: the first generation's port now accepts
 	}
 	a.maybeStartReload()
 }
@@ -752,6 +841,19 @@ func (a *app) drained(g *generation) {
 		a.steer(g)
 		a.startWorkers(g)
 	}
+}
+
+// listenPorts stands for a proxy app's ports where a generation has none
+// yet (its code directory, before_reload): an expression may name port.X.
+func listenPorts(o AppOptions) map[string]int {
+	if o.Proxy == nil {
+		return nil
+	}
+	ports := make(map[string]int, len(o.Listen))
+	for _, name := range o.Listen {
+		ports[name] = 0
+	}
+	return ports
 }
 
 // listenFDs maps an app's listeners to the fd numbers its workers get (3, 4,

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
@@ -70,6 +72,11 @@ func New(o Options) (*Manager, error) {
 			}
 		}
 		a := newApp(m, ao)
+		if ao.Proxy != nil {
+			if err := m.startRelays(a); err != nil {
+				return nil, fmt.Errorf("app %q: %w", ao.Name, err)
+			}
+		}
 		m.apps = append(m.apps, a)
 		m.byName[ao.Name] = a
 	}
@@ -129,6 +136,34 @@ func (m *Manager) startWatcher(a *app) *watch.Watcher {
 	return w
 }
 
+// startRelays starts proxy mode for a: rotini accepts on a's listeners and
+// relays to the serving generation's ports. The sockets are shared by every
+// generation (the relay, not the kernel, picks the generation).
+func (m *Manager) startRelays(a *app) error {
+	a.relays = map[string]*proxy.Relay{}
+	a.ports = &proxy.Ports{Min: a.o.Proxy.PortMin, Max: a.o.Proxy.PortMax}
+	for _, name := range a.o.Listen {
+		s, err := m.o.Sockets.Socket(name, 1)
+		if err != nil {
+			return err
+		}
+		ln, err := proxy.FileListener(s.File)
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		o := a.o.Proxy.Relay
+		o.Log = a.log.Named("proxy").With("listener", name)
+		r := proxy.New(ln, o)
+		a.relays[name] = r
+		go func() {
+			if err := r.Serve(); err != nil && !errors.Is(err, proxy.ErrClosed) {
+				o.Log.Error("relay stopped", "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
 func (m *Manager) wait() {
 	left := len(m.apps)
 	code := 0
@@ -150,6 +185,11 @@ func (m *Manager) wait() {
 		}
 	}
 	m.notify.close()
+	for _, a := range m.apps {
+		for _, r := range a.relays {
+			r.Close()
+		}
+	}
 	m.doneC <- code
 }
 
@@ -363,12 +403,16 @@ type WorkerStatus struct {
 
 // GenerationStatus describes one generation.
 type GenerationStatus struct {
-	Number  int            `json:"generation"`
-	State   string         `json:"state"`
-	Ready   bool           `json:"ready"`
-	Dir     string         `json:"dir,omitempty"`
-	Started time.Time      `json:"started"`
-	Workers []WorkerStatus `json:"workers"`
+	Number  int       `json:"generation"`
+	State   string    `json:"state"`
+	Ready   bool      `json:"ready"`
+	Dir     string    `json:"dir,omitempty"`
+	Started time.Time `json:"started"`
+	// Proxy mode: the generation's loopback ports, and the connections
+	// relayed to it now.
+	Ports   map[int]map[string]int `json:"ports,omitempty"`
+	Relayed int                    `json:"relayed"`
+	Workers []WorkerStatus         `json:"workers"`
 }
 
 // AppStatus describes one app.
@@ -392,7 +436,10 @@ func (a *app) status() AppStatus {
 		s.Watch = &st
 	}
 	for _, g := range a.allGens() {
-		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started}
+		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started, Ports: g.ports}
+		for _, r := range a.relays {
+			gs.Relayed += r.Active(g.num)
+		}
 		for _, w := range g.workers {
 			gs.Workers = append(gs.Workers, WorkerStatus{Pid: w.pid, RSS: rss(w.pid), Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
 		}

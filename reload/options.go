@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
@@ -49,6 +50,8 @@ type ReadyOptions struct {
 	Timeout   time.Duration
 	MinUptime time.Duration
 	Interval  time.Duration // between probe attempts
+
+	portChecks []string // proxy mode: the generation's ports, which must accept
 }
 
 // AppOptions describe one app. main builds them from the config file.
@@ -74,10 +77,21 @@ type AppOptions struct {
 	RestartBackoffMax time.Duration
 	CrashLimit        int
 	CrashWindow       time.Duration
+	// Proxy, when not nil, makes rotini accept on the app's listeners and
+	// relay each connection to the serving generation's loopback port,
+	// for apps that can only listen on $PORT.
+	Proxy *ProxyOptions
 	// Watch, when not nil, reloads the app when its files change. Log and
 	// OnChange are set by the Manager. Changes to it on reload take effect
 	// when rotini restarts.
 	Watch *watch.Options
+}
+
+// ProxyOptions configure proxy mode: the relay, and the range of the
+// generations' ports (PortMax 0: ephemeral ports).
+type ProxyOptions struct {
+	Relay            proxy.Options
+	PortMin, PortMax int
 }
 
 // Options configure a Manager.

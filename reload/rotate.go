@@ -16,6 +16,14 @@ func (a *app) requestReload(r reloadReq) {
 		}
 		return
 	}
+	if r.opts != nil && (r.opts.Proxy == nil) != (a.relays == nil) {
+		reason := "adding or removing a proxy block needs a restart of rotini"
+		a.log.Error("reload refused", "reason", reason)
+		if r.reply != nil {
+			r.reply <- Result{App: a.o.Name, Reason: reason, Generation: a.serving.num}
+		}
+		return
+	}
 	if r.opts != nil {
 		a.pendOpts = r.opts
 	}
@@ -77,7 +85,7 @@ func (a *app) maybeStartReload() {
 	if len(a.o.BeforeReload) > 0 {
 		o, num := a.o, a.gens+1
 		go func() {
-			_, _, dir, err := o.Spawn(SpawnVars{FDs: listenFDs(o), Generation: num})
+			_, _, dir, err := o.Spawn(SpawnVars{FDs: listenFDs(o), Ports: listenPorts(o), Generation: num})
 			if err == nil {
 				err = a.runBeforeReload(o, dir, rot.cancel)
 			}

@@ -62,7 +62,22 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		files = append(files, l.File.Fd())
 		names = append(names, l.Name)
 	}
-	argv, extraEnv, dir, err := g.o.Spawn(SpawnVars{FDs: fds, Generation: g.num, Worker: index})
+	var ports map[string]int
+	if g.ports != nil {
+		// Proxy mode: the worker's loopback ports, kept across its restarts.
+		if ports = g.ports[index]; ports == nil {
+			ps, err := a.ports.Take(len(g.o.Listen))
+			if err != nil {
+				return nil, fmt.Errorf("proxy ports: %w", err)
+			}
+			ports = map[string]int{}
+			for i, name := range g.o.Listen {
+				ports[name] = ps[i]
+			}
+			g.ports[index] = ports
+		}
+	}
+	argv, extraEnv, dir, err := g.o.Spawn(SpawnVars{FDs: fds, Ports: ports, Generation: g.num, Worker: index})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate command: %w", err)
 	}

@@ -48,6 +48,9 @@ const (
 	Steered Mode = "steered"
 	// Shared: one socket for every generation, one accept queue.
 	Shared Mode = "shared"
+	// Relayed: one socket that rotini accepts on itself, relaying each
+	// connection to the serving generation (proxy mode).
+	Relayed Mode = "proxy"
 )
 
 // Spec is a listener to bind, and how.
@@ -58,6 +61,9 @@ type Spec struct {
 	Steer bool
 	// Why is logged and shown in status when Steer is false.
 	Why string
+	// Relay: rotini accepts on the socket itself (proxy mode); implies one
+	// socket.
+	Relay bool
 	// Grace: see Authority.Grace. Zero picks DefaultGrace.
 	Grace time.Duration
 }

@@ -33,8 +33,14 @@ func checkFree(network, address string) error {
 		}
 		want = want.Unmap()
 	}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		ls, err := listening(f)
+	// /proc/thread-self: the namespace sockets made on this thread join;
+	// /proc/net is the main thread's, which is the same unless something
+	// moved a thread to another namespace.
+	for _, f := range []string{"tcp", "tcp6"} {
+		ls, err := listening("/proc/thread-self/net/" + f)
+		if err != nil {
+			ls, err = listening("/proc/net/" + f)
+		}
 		if err != nil {
 			continue
 		}

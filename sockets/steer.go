@@ -15,6 +15,9 @@ import (
 
 func newListener(log hclog.Logger, s Spec, migrate bool) (*listener, error) {
 	l := &listener{log: log, spec: s, migrate: migrate, mode: Shared, note: s.Why}
+	if s.Relay {
+		s.Steer, l.mode = false, Relayed
+	}
 	if s.Steer && s.Network != "unix" {
 		if err := checkFree(s.Network, s.Address); err != nil {
 			return nil, fmt.Errorf("listener %q (%s://%s): %w", s.Name, s.Network, s.Address, err)
