@@ -18,6 +18,9 @@ type Config struct {
 	Apps      []App      // in file order; at least one
 	Log       Log
 	Control   Control
+	// Hold is the socket of a `rotini hold` process to take the listeners
+	// from ("" binds them here): hold { socket = "…" }.
+	Hold string
 	// Rewrite maps a signal rotini forwards to workers to the signal they
 	// get instead; a 0 value drops it (signals { rewrite = { … } }, the
 	// twin of --rewrite). Nil when nothing is rewritten.
@@ -148,6 +151,10 @@ type Log struct {
 	Level  string // trace, debug, info, warn or error
 	Format string // text or json
 }
+
+// DefaultHoldSocket is where `rotini hold` listens by default, and the
+// socket a config's empty hold block names.
+const DefaultHoldSocket = "/run/rotini/hold.sock"
 
 // DefaultControlSocket is where the control socket listens by default.
 const DefaultControlSocket = "/run/rotini/rotini.sock"

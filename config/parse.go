@@ -27,6 +27,12 @@ type rawFile struct {
 	Log       *rawLog        `hcl:"log,block"`
 	Control   *rawControl    `hcl:"control,block"`
 	Signals   *rawSignals    `hcl:"signals,block"`
+	Hold      *rawHold       `hcl:"hold,block"`
+}
+
+type rawHold struct {
+	DefRange hcl.Range      `hcl:",def_range"`
+	Socket   *hcl.Attribute `hcl:"socket"`
 }
 
 type rawLog struct {
@@ -95,6 +101,14 @@ func (d *decoder) config(raw *rawFile, fileStart hcl.Range) *Config {
 	}
 	cfg.Log = d.log(raw.Log)
 	cfg.Control = d.control(raw.Control)
+	if raw.Hold != nil {
+		cfg.Hold = DefaultHoldSocket
+		if a := raw.Hold.Socket; a != nil {
+			if s, ok := value[string](d, a); ok && d.socketPath(a.Expr.Range(), s, "hold socket") {
+				cfg.Hold = s
+			}
+		}
+	}
 	if raw.Signals != nil {
 		cfg.Rewrite = d.rewrite(raw.Signals.Rewrite)
 	}

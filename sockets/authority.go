@@ -35,6 +35,12 @@ type Authority interface {
 	Release(listener string, gen int)
 	// Status describes every listener and its sockets.
 	Status() []ListenerStatus
+	// Leave is called when rotini stops gracefully: where another socket
+	// can hold new connections meanwhile (a holder's standby, for the
+	// container that replaces this one), steer them there and report
+	// true; the caller then drains what its sockets queued before it
+	// stops its workers. false: nothing to steer to.
+	Leave() bool
 	// Close closes every socket.
 	Close()
 }
@@ -83,6 +89,10 @@ type SocketStatus struct {
 	// the listener is not steered by index).
 	Index  int `json:"index"`
 	Queued int `json:"queued"`
+	// Owner, behind a holder: "standby" for the holder's standby socket,
+	// or the id of another rotini (container) whose generation it is; ""
+	// for the asking rotini's own.
+	Owner string `json:"owner,omitempty"`
 }
 
 // ListenerStatus describes one listener.
@@ -108,18 +118,34 @@ type Local struct {
 // the first generation boots.
 func NewLocal(log hclog.Logger, specs []Spec) (*Local, error) {
 	a := &Local{log: log, ls: map[string]*listener{}}
-	migrate := migrateReq(log, specs)
 	for _, s := range specs {
-		l, err := newListener(log.With("listener", s.Name), s, migrate)
-		if err != nil {
+		if err := a.Add(s); err != nil {
 			a.Close()
 			return nil, err
 		}
-		a.order = append(a.order, s.Name)
-		a.ls[s.Name] = l
 	}
 	return a, nil
 }
+
+// Add binds a listener that NewLocal was not given (a holder learns its
+// listeners from its tenants). It is not safe to call concurrently with
+// the other methods.
+func (a *Local) Add(s Spec) error {
+	if a.ls[s.Name] != nil {
+		return fmt.Errorf("listener %q is defined twice", s.Name)
+	}
+	l, err := newListener(a.log.With("listener", s.Name), s, migrateReq(a.log, []Spec{s}))
+	if err != nil {
+		return err
+	}
+	a.order = append(a.order, s.Name)
+	a.ls[s.Name] = l
+	return nil
+}
+
+// Leave implements Authority: a rotini that binds its own sockets has no
+// other socket to send connections to.
+func (a *Local) Leave() bool { return false }
 
 func (a *Local) get(name string) (*listener, error) {
 	l := a.ls[name]

@@ -436,6 +436,13 @@ func (u *unixSteer) release(gen int) {
 	}
 }
 
+// QueueLen is the length of l's accept queue (0 or 1 for a unix socket:
+// empty or not).
+func QueueLen(l *Listener) int {
+	d, err := unix.GetsockoptInt(int(l.File.Fd()), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return queueLen(l, err == nil && d == unix.AF_UNIX)
+}
+
 // queueLen is the length of a listening socket's accept queue. For TCP,
 // TCP_INFO's tcpi_unacked is the queue length on a listening socket; a
 // unix socket only tells whether it is empty (poll).

@@ -1,0 +1,271 @@
+package hold
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/sockets"
+)
+
+// callTimeout bounds a request to the holder; leaving, on the way out of a
+// stop, is bounded tighter.
+const (
+	callTimeout  = 10 * time.Second
+	leaveTimeout = 2 * time.Second
+)
+
+// Remote is the sockets.Authority of a rotini whose listeners a holder
+// keeps. Socket, Serve and Release are requests to the holder; Queued reads
+// the socket rotini received, which is the holder's socket itself.
+type Remote struct {
+	log    hclog.Logger
+	c      *net.UnixConn
+	tenant string
+	specs  map[string]Spec
+	order  []string
+
+	wmu sync.Mutex // one request on the wire at a time
+
+	mu      sync.Mutex
+	nextID  uint64
+	waiting map[uint64]chan result
+	socks   map[sockKey]*sockets.Listener
+	err     error // the connection ended
+	holder  *HolderStatus
+}
+
+type sockKey struct {
+	listener string
+	gen      int
+}
+
+type result struct {
+	r  reply
+	fd int
+}
+
+// Dial registers rotini with the holder at path as tenant id, defining its
+// listeners (the holder binds those it does not have yet). superseded is
+// called, from another goroutine, when another tenant takes over what this
+// one serves.
+func Dial(log hclog.Logger, path, id string, specs []Spec, superseded func(by string)) (*Remote, error) {
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("holder at %s: %w (is `rotini hold` running, and its volume mounted here?)", path, err)
+	}
+	r := &Remote{
+		log: log, c: c, tenant: id, specs: map[string]Spec{},
+		waiting: map[uint64]chan result{}, socks: map[sockKey]*sockets.Listener{},
+	}
+	for _, s := range specs {
+		r.specs[s.Name] = s
+		r.order = append(r.order, s.Name)
+	}
+	go r.read(superseded)
+	if _, _, err := r.call(request{Op: opHello, Tenant: id, Listeners: specs}, callTimeout); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("holder at %s: %w", path, err)
+	}
+	log.Info("listeners kept by the holder", "holder", path, "tenant", id)
+	return r, nil
+}
+
+func (r *Remote) read(superseded func(string)) {
+	for {
+		var rep reply
+		fd, err := recv(r.c, &rep)
+		if err != nil {
+			r.mu.Lock()
+			r.err = fmt.Errorf("connection to the holder lost: %w", err)
+			for id, w := range r.waiting {
+				w <- result{reply{Error: r.err.Error()}, -1}
+				delete(r.waiting, id)
+			}
+			r.mu.Unlock()
+			r.log.Error("connection to the holder lost: the sockets this rotini has keep serving, but it cannot start a generation on a new one", "error", err)
+			return
+		}
+		if rep.ID == 0 {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			if rep.Event == evSuperseded && superseded != nil {
+				superseded(rep.By)
+			}
+			continue
+		}
+		r.mu.Lock()
+		w := r.waiting[rep.ID]
+		delete(r.waiting, rep.ID)
+		r.mu.Unlock()
+		if w == nil {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			continue
+		}
+		w <- result{rep, fd}
+	}
+}
+
+func (r *Remote) call(req request, timeout time.Duration) (reply, int, error) {
+	r.mu.Lock()
+	if r.err != nil {
+		r.mu.Unlock()
+		return reply{}, -1, r.err
+	}
+	r.nextID++
+	req.ID = r.nextID
+	w := make(chan result, 1)
+	r.waiting[req.ID] = w
+	r.mu.Unlock()
+	r.wmu.Lock()
+	err := send(r.c, req, -1)
+	r.wmu.Unlock()
+	if err != nil {
+		r.mu.Lock()
+		delete(r.waiting, req.ID)
+		r.mu.Unlock()
+		return reply{}, -1, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case res := <-w:
+		if res.r.Error != "" {
+			if res.fd >= 0 {
+				unix.Close(res.fd)
+			}
+			return res.r, -1, errors.New(res.r.Error)
+		}
+		return res.r, res.fd, nil
+	case <-t.C:
+		r.mu.Lock()
+		delete(r.waiting, req.ID)
+		r.mu.Unlock()
+		return reply{}, -1, fmt.Errorf("the holder did not answer %s within %s", req.Op, timeout)
+	}
+}
+
+// Socket implements sockets.Authority.
+func (r *Remote) Socket(name string, gen int) (*sockets.Listener, error) {
+	k := sockKey{name, gen}
+	r.mu.Lock()
+	l := r.socks[k]
+	r.mu.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	rep, fd, err := r.call(request{Op: opSocket, Listener: name, Gen: gen}, callTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if fd < 0 {
+		return nil, errors.New("the holder sent no socket")
+	}
+	l = &sockets.Listener{Name: name, File: os.NewFile(uintptr(fd), name), Addr: rep.Addr}
+	r.mu.Lock()
+	r.socks[k] = l
+	r.mu.Unlock()
+	return l, nil
+}
+
+// Serve implements sockets.Authority.
+func (r *Remote) Serve(name string, gen int) error {
+	_, _, err := r.call(request{Op: opServe, Listener: name, Gen: gen}, callTimeout)
+	return err
+}
+
+// Queued implements sockets.Authority.
+func (r *Remote) Queued(name string, gen int) int {
+	r.mu.Lock()
+	l := r.socks[sockKey{name, gen}]
+	r.mu.Unlock()
+	if l == nil {
+		return -1
+	}
+	return sockets.QueueLen(l)
+}
+
+// Grace implements sockets.Authority.
+func (r *Remote) Grace(name string) time.Duration {
+	if g := r.specs[name].GraceMS; g > 0 {
+		return time.Duration(g) * time.Millisecond
+	}
+	return sockets.DefaultGrace
+}
+
+// Release implements sockets.Authority.
+func (r *Remote) Release(name string, gen int) {
+	k := sockKey{name, gen}
+	r.mu.Lock()
+	l := r.socks[k]
+	delete(r.socks, k)
+	r.mu.Unlock()
+	if l != nil {
+		l.File.Close()
+	}
+	if _, _, err := r.call(request{Op: opRelease, Listener: name, Gen: gen}, callTimeout); err != nil {
+		r.log.Warn("release a socket at the holder", "listener", name, "generation", gen, "error", err)
+	}
+}
+
+// Leave implements sockets.Authority: the holder steers what this rotini
+// serves to its standby sockets.
+func (r *Remote) Leave() bool {
+	rep, _, err := r.call(request{Op: opLeave}, leaveTimeout)
+	if err != nil {
+		r.log.Warn("cannot hand the listeners back to the holder; stopping anyway", "error", err)
+		return false
+	}
+	r.log.Info("new connections wait at the holder for the next container", "listeners", rep.Addr)
+	return true
+}
+
+// Status implements sockets.Authority.
+func (r *Remote) Status() []sockets.ListenerStatus {
+	rep, _, err := r.call(request{Op: opStatus}, 2*time.Second)
+	if err != nil {
+		out := make([]sockets.ListenerStatus, 0, len(r.order))
+		for _, n := range r.order {
+			out = append(out, sockets.ListenerStatus{Name: n, Address: r.specs[n].Address, Mode: sockets.Steered, Note: "holder unreachable: " + err.Error()})
+		}
+		return out
+	}
+	r.mu.Lock()
+	r.holder = rep.Holder
+	r.mu.Unlock()
+	var out []sockets.ListenerStatus
+	for _, l := range rep.Status {
+		if _, mine := r.specs[l.Name]; mine {
+			l.Note = "kept by the holder"
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Holder is the holder's view as of the last Status.
+func (r *Remote) Holder() *HolderStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.holder
+}
+
+// Close implements sockets.Authority.
+func (r *Remote) Close() {
+	r.mu.Lock()
+	for k, l := range r.socks {
+		l.File.Close()
+		delete(r.socks, k)
+	}
+	r.mu.Unlock()
+	r.c.Close()
+}
