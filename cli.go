@@ -125,7 +125,8 @@ func runFlagSet(out io.Writer) (*flag.FlagSet, *runOptions) {
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGKILL the child's group this long after the stop signal")
 	fs.Var(&o.rewrite, "rewrite", "`FROM:TO` rewrite a forwarded signal (names or numbers; TO=0 drops it); repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "", "trace|debug|info|warn|error (default warn, info with a config)")
-	fs.StringVar(&o.logFormat, "log-format", "text", "text|json")
+	// "" is "not given", so that an explicit text beats a config's json.
+	fs.StringVar(&o.logFormat, "log-format", "", "text|json (default text, or the config's log.format)")
 	fs.StringVar(&o.control, "control", os.Getenv("ROTINI_CONTROL"), "control socket `path` (env ROTINI_CONTROL)")
 	return fs, o
 }
@@ -148,6 +149,9 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 	lvl := hclog.LevelFromString(level)
 	if lvl == hclog.NoLevel {
 		return nil, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", level)
+	}
+	if format == "" {
+		format = "text"
 	}
 	if format != "text" && format != "json" {
 		return nil, fmt.Errorf("unknown log format %q (want text or json)", format)

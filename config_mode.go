@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
@@ -51,13 +53,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 		return ExitConfig
 	}
-	level, format := cfg.Log.Level, cfg.Log.Format
-	if o.logLevel != "" {
-		level = o.logLevel
-	}
-	if o.logFormat != "text" {
-		format = o.logFormat
-	}
+	level, format := logSettings(o, cfg.Log)
 	log, err := newLogger(level, format, c.Stderr)
 	if err != nil {
 		return c.usageError("%v", err)
@@ -65,15 +61,11 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	if len(diags) > 0 {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 	}
-	rewrite, err := parseRewrites(o.rewrite)
+	flagRewrite, err := parseRewrites(o.rewrite)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	for from, to := range cfg.Rewrite {
-		if _, set := rewrite[from]; !set { // the flag wins over the file
-			rewrite[from] = to
-		}
-	}
+	rewrite := mergeRewrites(flagRewrite, cfg.Rewrite)
 	if err := checkRewrites(rewrite, pid1.Managed, "to choose the signal a stop sends, set the app's stop_signal"); err != nil {
 		fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
 		return ExitConfig
@@ -83,10 +75,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 
 	var listeners []*reload.Listener
 	for _, l := range cfg.Listeners {
-		ln, err := reload.Listen(reload.ListenerOptions{
-			Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
-			Mode: l.Mode, Owner: l.Owner, Group: l.Group,
-		})
+		ln, err := reload.Listen(listenerOptions(l))
 		if err != nil {
 			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
 			return ExitInternal
@@ -128,16 +117,57 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 // ROTINI_CONTROL), else at the config's. Without it rotini still runs the
 // apps, which matter more: a failure is a warning.
 func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend) *control.Server {
-	if path == "" {
-		path = cc.Socket
-	}
-	s, err := control.Serve(control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}, b)
+	s, err := control.Serve(controlOptions(log, path, cc), b)
 	if err != nil {
 		log.Warn("no control socket: the apps run, but rotini reload, status, scale, health and stop cannot reach them", "error", err)
 		return nil
 	}
 	log.Named("control").Info("listening", "path", s.Path())
 	return s
+}
+
+// logSettings are the level and format of rotini's log: a flag, when
+// given, beats the config file.
+func logSettings(o *runOptions, l config.Log) (level, format string) {
+	level, format = l.Level, l.Format
+	if o.logLevel != "" {
+		level = o.logLevel
+	}
+	if o.logFormat != "" {
+		format = o.logFormat
+	}
+	return level, format
+}
+
+// mergeRewrites adds the file's rewrites to the flags'; a flag wins over
+// the file for the same signal.
+func mergeRewrites(flags, file map[unix.Signal]unix.Signal) map[unix.Signal]unix.Signal {
+	out := maps.Clone(flags)
+	if out == nil {
+		out = map[unix.Signal]unix.Signal{}
+	}
+	for from, to := range file {
+		if _, set := out[from]; !set {
+			out[from] = to
+		}
+	}
+	return out
+}
+
+func listenerOptions(l config.Listener) reload.ListenerOptions {
+	return reload.ListenerOptions{
+		Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
+		Mode: l.Mode, Owner: l.Owner, Group: l.Group,
+	}
+}
+
+// controlOptions serve the control socket at path (--control or
+// ROTINI_CONTROL), else at the config's.
+func controlOptions(log hclog.Logger, path string, cc config.Control) control.Options {
+	if path == "" {
+		path = cc.Socket
+	}
+	return control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}
 }
 
 // reconfigure re-reads the config file for a reload. Listeners are bound once
@@ -198,6 +228,7 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			RestartBackoffMax: a.RestartBackoffMax,
 			CrashLimit:        a.CrashLimit,
 			CrashWindow:       a.CrashWindow,
+			Batch:             a.Batch,
 			Watch:             watchOptions(a.Watch),
 		})
 	}

@@ -79,12 +79,12 @@ type App struct {
 	// exit code. 0 means never give up.
 	CrashLimit  int
 	CrashWindow time.Duration
-	// Batch is how many workers of a new generation start at a time; 0
-	// starts them all at once.
-	Batch     int
-	LogPrefix bool
-	Ready     Ready
-	Watch     Watch
+	// Batch is how many workers of a new generation start at a time, each
+	// batch once the previous one is ready; 0 starts them all at once.
+	// (log_prefix = true is refused at load: not supported yet.)
+	Batch int
+	Ready Ready
+	Watch Watch
 }
 
 // Ready says when a new worker counts as ready: every configured check

@@ -155,7 +155,6 @@ func TestFull(t *testing.T) {
 				CrashLimit:          10,
 				CrashWindow:         5 * time.Minute,
 				Batch:               2,
-				LogPrefix:           true,
 				Ready: Ready{
 					Notify:    true,
 					HTTP:      "/healthz",

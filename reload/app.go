@@ -44,6 +44,7 @@ type generation struct {
 	listeners []*Listener
 	probe     *Listener // private loopback socket for `ready { http = "/path" }`
 	workers   map[int]*worker
+	launched  int // worker slots 0…launched-1 were started (see AppOptions.Batch)
 	state     genState
 	ready     bool
 	timedOut  bool // readiness timeout passed (initial generation only)
@@ -310,11 +311,38 @@ func (a *app) startWorkers(g *generation) {
 	} else {
 		a.log.Info("generation starting", "generation", g.num, "workers", g.o.Workers)
 	}
-	for i := 0; i < g.o.Workers; i++ {
-		a.spawn(g, i, 0)
-	}
 	if g.o.Ready.Timeout > 0 {
 		g.readyTimer = a.after(g.o.Ready.Timeout, evReadyTimeout{g})
+	}
+	a.nextBatch(g)
+}
+
+// nextBatch starts the generation's next batch of workers once every worker
+// started so far is ready: a batch that cannot get ready stops the start
+// there, and never has more than Batch workers booting at once.
+func (a *app) nextBatch(g *generation) {
+	if g.state == draining || g.launched >= g.o.Workers {
+		return
+	}
+	for i := 0; i < g.launched; i++ {
+		if w := g.workers[i]; w == nil || w.state != ready {
+			return
+		}
+	}
+	from, to := g.launched, g.o.Workers
+	if b := g.o.Batch; b > 0 && from+b < to {
+		to = from + b
+	}
+	// Recorded before spawning: a worker that is ready at once comes back
+	// here through checkWorker, and must see this batch as started.
+	g.launched = to
+	if from > 0 || to < g.o.Workers {
+		a.log.Info("batch starting", "generation", g.num, "workers", fmt.Sprintf("%d-%d", from, to-1), "of", g.o.Workers)
+	}
+	for i := from; i < to; i++ {
+		if _, taken := g.workers[i]; !taken {
+			a.spawn(g, i, 0)
+		}
 	}
 }
 
@@ -461,6 +489,7 @@ func (a *app) checkWorker(w *worker) {
 		a.emit(Event{Kind: "worker-ready", Generation: w.gen.num, Ready: n, Total: w.gen.o.Workers,
 			Message: fmt.Sprintf("ready %d/%d in %s", n, w.gen.o.Workers, time.Since(w.gen.started).Round(time.Millisecond))})
 	}
+	a.nextBatch(w.gen)
 	a.checkGeneration(w.gen)
 }
 

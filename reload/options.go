@@ -72,6 +72,10 @@ type AppOptions struct {
 	RestartBackoffMax time.Duration
 	CrashLimit        int
 	CrashWindow       time.Duration
+	// Batch is how many workers of a new generation start at once; each
+	// further batch starts when every worker started so far is ready. 0
+	// starts them all at once. Ready.Timeout bounds the whole generation.
+	Batch int
 	// Watch, when not nil, reloads the app when its files change. Log and
 	// OnChange are set by the Manager. Changes to it on reload take effect
 	// when rotini restarts.

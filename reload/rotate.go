@@ -117,8 +117,11 @@ func (a *app) beforeReloadDone(rot *rotation, err error) {
 		return // drained() starts the new generation
 	}
 	rot.next = a.newGeneration(a.o)
-	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers,
-		Message: fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)})
+	msg := fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)
+	if b := rot.next.o.Batch; b > 0 && b < rot.next.o.Workers {
+		msg = fmt.Sprintf("starting generation %d (%d workers, %d at a time)", rot.next.num, rot.next.o.Workers, b)
+	}
+	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers, Message: msg})
 	a.startWorkers(rot.next)
 }
 
@@ -211,8 +214,11 @@ func (a *app) scale(n int) {
 		if g == nil || g.state == draining {
 			continue
 		}
+		if g.launched >= g.o.Workers {
+			g.launched = n // fully started: the new slots start now
+		}
 		g.o.Workers = n
-		for i := 0; i < n; i++ {
+		for i := 0; i < min(n, g.launched); i++ {
 			if _, ok := g.workers[i]; !ok {
 				a.spawn(g, i, 0)
 			}
@@ -227,6 +233,7 @@ func (a *app) scale(n int) {
 				a.after(g.o.StopTimeout, evKillWorker{w})
 			}
 		}
+		a.nextBatch(g)
 		a.checkGeneration(g)
 	}
 }

@@ -40,7 +40,7 @@ app "web" {
   crash_limit           = 10
   crash_window          = "5m"
   batch                 = 2
-  log_prefix            = true
+  log_prefix            = false
 
   ready {
     notify     = true

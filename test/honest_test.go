@@ -1,0 +1,79 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Tests that rotini does what its configuration and messages say: no
+// setting parsed and then ignored, no change dropped in silence, no message
+// that hides its cause.
+
+// batch = 2 starts a generation of 4 workers two at a time: workers 2 and 3
+// start only once 0 and 1 are ready, at start and on a reload.
+func TestBatchStartsWorkersInGroups(t *testing.T) {
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, rigConfig(port, appSpec{
+		Command: testappServe("--notify"),
+		Workers: 4,
+		Extra:   []string{"batch = 2"},
+	}))
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if _, ok := r.hupAndWait(1); !ok {
+		t.Fatal("reload failed")
+	}
+	for gen := 1; gen <= 2; gen++ {
+		line := func(what string, worker int) int {
+			_, i := r.waitLog(fmt.Sprintf(`rotini\.web: worker %s: generation=%d worker=%d\b`, what, gen, worker), 1, startTimeout)
+			return i
+		}
+		lastReadyOfFirst := max(line("ready", 0), line("ready", 1))
+		for _, w := range []int{2, 3} {
+			if started := line("started", w); started < lastReadyOfFirst {
+				t.Errorf("generation %d: worker %d started (log line %d) before workers 0 and 1 were ready (line %d)", gen, w, started, lastReadyOfFirst)
+			}
+		}
+		for _, w := range []int{0, 1} {
+			if started, firstOfSecond := line("started", w), min(line("started", 2), line("started", 3)); started > firstOfSecond {
+				t.Errorf("generation %d: worker %d started after the second batch", gen, w)
+			}
+		}
+	}
+	if n := r.countLog(`rotini\.web: batch starting: generation=2 workers=2-3 of=4`); n != 1 {
+		t.Errorf("want one log line for the second batch of generation 2, got %d", n)
+	}
+}
+
+// --log-format text beats a config's log { format = "json" }, as every other
+// flag beats its config twin; without the flag, the config's json holds.
+func TestLogFormatFlagBeatsConfig(t *testing.T) {
+	for _, tt := range []struct {
+		flags []string
+		json  bool
+	}{
+		{flags: []string{"--log-format", "text"}, json: false},
+		{flags: nil, json: true},
+	} {
+		t.Run(fmt.Sprint(tt.flags), func(t *testing.T) {
+			port := freeLoopbackPort(t)
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "rotini.hcl")
+			text := rigConfig(port, appSpec{Command: testappServe("--notify")}) + "\nlog {\n  format = \"json\"\n}\n"
+			if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := rotini(t, subreaper, append(tt.flags, "--control", filepath.Join(dir, "ctl.sock"), "-c", cfg)...)
+			line := p.waitStderrLine(t, regexp.MustCompile(`generation ready`), startTimeout)
+			if isJSON := strings.HasPrefix(line, "{"); isJSON != tt.json {
+				t.Errorf("log line %q: json %t, want %t", line, isJSON, tt.json)
+			}
+			p.signal(t, syscall.SIGTERM)
+			p.wait(t, stopTimeout)
+		})
+	}
+}
