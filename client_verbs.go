@@ -199,8 +199,10 @@ func (c *CLI) reload(args []string) int {
 		if !ended[r.App] { // its last step was dropped, or never sent
 			if r.OK {
 				fmt.Fprintf(c.Stdout, "%s: done: generation %d serving, in %s\n", r.App, r.Generation, r.Duration().Round(time.Millisecond))
-			} else {
+			} else if r.Generation > 0 {
 				fmt.Fprintf(c.Stdout, "%s: failed: %s; generation %d still serving\n", r.App, r.Reason, r.Generation)
+			} else { // no such app
+				fmt.Fprintf(c.Stdout, "%s: failed: %s\n", r.App, r.Reason)
 			}
 		}
 		if !r.OK {

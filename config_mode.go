@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -87,15 +89,13 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	r, stopReaper := c.startReaper(log)
 	defer stopReaper()
 	m, err := reload.New(reload.Options{
-		Log:        log,
-		Reaper:     r,
-		Listeners:  listeners,
-		Apps:       appOptions(cfg),
-		RuntimeDir: reload.RuntimeDir(),
-		Env:        os.Environ(),
-		Reconfigure: func() ([]reload.AppOptions, error) {
-			return reconfigure(log, o.config, cfg)
-		},
+		Log:         log,
+		Reaper:      r,
+		Listeners:   listeners,
+		Apps:        appOptions(cfg),
+		RuntimeDir:  reload.RuntimeDir(),
+		Env:         os.Environ(),
+		Reconfigure: (&reconfigurer{log: log, path: o.config, flags: o, running: cfg}).reconfigure,
 	})
 	if err != nil {
 		fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
@@ -170,20 +170,72 @@ func controlOptions(log hclog.Logger, path string, cc config.Control) control.Op
 	return control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}
 }
 
-// reconfigure re-reads the config file for a reload. Listeners are bound once
-// for rotini's life, so a change to them is reported and otherwise ignored.
-func reconfigure(log hclog.Logger, path string, running *config.Config) ([]reload.AppOptions, error) {
-	cfg, diags := config.Load(path)
+// reconfigure re-reads the config file for a reload. What a reload cannot
+// change while rotini runs — listeners (bound once), the control socket, the
+// signal rewrites, the log's format and the apps' watch blocks — is kept,
+// and each such change is named in the log and returned as a note for
+// `reload --wait`; the log's level is applied unless --log-level pinned it.
+type reconfigurer struct {
+	log   hclog.Logger
+	path  string
+	flags *runOptions
+
+	mu      sync.Mutex // reloads come from HUP, the control socket and watchers at once
+	running *config.Config
+}
+
+func (r *reconfigurer) reconfigure() ([]reload.AppOptions, []string, error) {
+	cfg, diags := config.Load(r.path)
+	if err := config.ReadError(diags); err != nil {
+		// Not the file's fault (EMFILE, EACCES, a missing mount): saying
+		// "invalid" would send the operator to the wrong place.
+		r.log.Error("cannot read config file", "file", r.path, "error", err)
+		return nil, nil, fmt.Errorf("cannot read config file %s: %w", r.path, err)
+	}
 	if diags.HasErrors() {
 		var b strings.Builder
 		config.WriteDiagnostics(&b, nil, diags)
-		log.Error("config invalid", "file", path, "diagnostics", b.String())
-		return nil, fmt.Errorf("%s: %s", path, diags.Error())
+		r.log.Error("config invalid", "file", r.path, "diagnostics", b.String())
+		return nil, nil, fmt.Errorf("config invalid: %s: %s", r.path, diags.Error())
 	}
-	if !sameListeners(cfg.Listeners, running.Listeners) {
-		log.Warn("listener changes take effect only when rotini restarts; keeping the bound sockets", "file", path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.running
+	var notes []string
+	keep := func(what, why string) {
+		r.log.Warn("reload: change not applied", "what", what, "why", why, "file", r.path)
+		notes = append(notes, fmt.Sprintf("not applied: %s changed; %s", what, why))
 	}
-	return appOptions(cfg), nil
+	const restart = "it takes effect when rotini restarts"
+	if !sameListeners(cfg.Listeners, old.Listeners) {
+		keep("listen blocks", "the sockets are bound once; "+restart)
+	}
+	if cfg.Control != old.Control {
+		keep("control block", "the control socket is made once; "+restart)
+	}
+	if !maps.Equal(cfg.Rewrite, old.Rewrite) {
+		keep("signals { rewrite }", restart)
+	}
+	if cfg.Log.Format != old.Log.Format {
+		keep("log { format }", restart)
+	}
+	if cfg.Log.Level != old.Log.Level {
+		if r.flags.logLevel != "" {
+			keep("log { level }", "--log-level "+r.flags.logLevel+" was given on the command line and wins")
+		} else {
+			r.log.SetLevel(hclog.LevelFromString(cfg.Log.Level))
+			r.log.Info("reload: log level applied", "level", cfg.Log.Level)
+			old.Log.Level = cfg.Log.Level
+		}
+	}
+	for _, a := range cfg.Apps {
+		for _, b := range old.Apps {
+			if a.Name == b.Name && !reflect.DeepEqual(a.Watch, b.Watch) {
+				keep("watch block of app "+a.Name, "the watcher keeps its settings; "+restart)
+			}
+		}
+	}
+	return appOptions(cfg), notes, nil
 }
 
 func sameListeners(a, b []config.Listener) bool {

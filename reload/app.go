@@ -73,6 +73,7 @@ type reloadReq struct {
 	reply    chan<- Result
 	progress chan<- Event
 	why      string
+	fail     string // the reload cannot happen: answer with this reason
 }
 
 // Event is one step of a reload, streamed to `rotini reload --wait`.

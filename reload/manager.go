@@ -263,15 +263,23 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 	}
 	var opts map[string]*AppOptions
 	if m.o.Reconfigure != nil {
-		apps, err := m.o.Reconfigure()
+		apps, notes, err := m.o.Reconfigure()
 		if err != nil {
-			m.o.Log.Error("reload: config invalid, keeping the running config", "error", err)
+			m.o.Log.Error("reload refused, keeping the running config", "error", err)
+			// Through each app's loop, which knows the generation that
+			// goes on serving.
 			for _, a := range targets {
-				if reply != nil {
-					reply <- Result{App: a.o.Name, Reason: "config invalid: " + err.Error()}
-				}
+				a.send(reloadReq{reply: reply, progress: progress, fail: err.Error()})
 			}
 			return
+		}
+		if progress != nil {
+			for _, n := range notes {
+				select {
+				case progress <- Event{Time: time.Now(), App: "rotini", Kind: "note", Message: n}:
+				default:
+				}
+			}
 		}
 		opts = map[string]*AppOptions{}
 		for i := range apps {

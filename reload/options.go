@@ -89,9 +89,10 @@ type Options struct {
 	Listeners []*Listener
 	Apps      []AppOptions
 	// Reconfigure re-reads the config on reload. It returns the apps'
-	// new options, or an error that makes the reload fail with the old
-	// config kept. Nil means the options never change.
-	Reconfigure func() ([]AppOptions, error)
+	// new options and notes on what it could not apply (shown to `reload
+	// --wait`), or an error that makes the reload fail with the old config
+	// kept. Nil means the options never change.
+	Reconfigure func() ([]AppOptions, []string, error)
 	// RuntimeDir holds the notify socket.
 	RuntimeDir string
 	// Env is the base environment of every worker.

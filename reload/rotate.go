@@ -10,9 +10,17 @@ import (
 // requestReload queues a reload; requests that arrive while one runs
 // coalesce into a single further reload.
 func (a *app) requestReload(r reloadReq) {
-	if a.stopping {
+	if a.stopping && r.fail == "" {
+		r.fail = "rotini is stopping"
+	}
+	if r.fail != "" {
+		res := Result{App: a.o.Name, Generation: a.serving.num, Reason: r.fail}
+		if r.progress != nil {
+			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "failed", Generation: res.Generation,
+				Message: fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)})
+		}
 		if r.reply != nil {
-			r.reply <- Result{App: a.o.Name, Reason: "rotini is stopping"}
+			r.reply <- res
 		}
 		return
 	}

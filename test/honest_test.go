@@ -77,3 +77,88 @@ func TestLogFormatFlagBeatsConfig(t *testing.T) {
 		})
 	}
 }
+
+// A reload that meets changes it cannot apply while rotini runs (control,
+// signals, log format, watch) names each in the log and in `reload --wait`;
+// a changed log level is applied.
+func TestReloadNamesWhatItDoesNotApply(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if n := r.countLog(`\[DEBUG\]`); n != 0 {
+		t.Fatalf("debug lines at level info: the test proves nothing")
+	}
+	watched := t.TempDir()
+	r.writeConfig(rigConfig(r.port, appSpec{
+		Command: testappServe("--notify"),
+		Extra:   []string{fmt.Sprintf("watch {\n    paths = [%q]\n  }", watched)},
+	}) + fmt.Sprintf(`
+log {
+  level  = "debug"
+  format = "json"
+}
+control {
+  socket = %q
+}
+signals {
+  rewrite = { USR1 = "USR2" }
+}
+`, filepath.Join(t.TempDir(), "elsewhere.sock")))
+
+	res := r.ctl("reload", "--wait")
+	if res.code != 0 {
+		t.Fatalf("reload --wait: %s", res)
+	}
+	for _, what := range []string{"control block", `signals { rewrite }`, "log { format }", "watch block of app web"} {
+		want := "rotini: not applied: " + what + " changed; "
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("reload --wait does not say %q:\n%s", want, res)
+		}
+		if r.countLog(`reload: change not applied: what="`+regexp.QuoteMeta(what)+`"`) != 1 {
+			t.Errorf("the log does not say that %s was not applied", what)
+		}
+	}
+	if strings.Contains(res.stdout, "log { level }") {
+		t.Errorf("reload --wait says the log level was not applied:\n%s", res)
+	}
+	// Applied: rotini now logs at debug level (a status request is one).
+	r.ctl("status")
+	r.waitLog(`\[DEBUG\]`, 1, reloadTimeout)
+}
+
+// A reload refused because the file cannot be used names the generation
+// that goes on serving (not "generation 0"), and tells an unreadable file
+// from an invalid one.
+func TestReloadRefusedSaysWhyAndWhatServes(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	good, err := os.ReadFile(r.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r.writeConfig(string(good) + "\napp \"broken\" {\n  command = [\n")
+	res := r.ctl("reload", "--wait")
+	if res.code != 1 || !strings.Contains(res.stdout, "web: failed: config invalid: ") || !strings.Contains(res.stdout, "; generation 1 still serving\n") {
+		t.Errorf("reload --wait of an invalid config:\n%s", res)
+	}
+
+	// Unreadable rather than invalid: a directory where the file was.
+	if err := os.Remove(r.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(r.cfgPath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res = r.ctl("reload", "--wait")
+	if res.code != 1 || !strings.Contains(res.stdout, "web: failed: cannot read config file "+r.cfgPath+": ") || !strings.Contains(res.stdout, "; generation 1 still serving\n") {
+		t.Errorf("reload --wait of an unreadable config:\n%s", res)
+	}
+	r.waitLog(`cannot read config file: file=`, 1, reloadTimeout)
+	if n := r.countLog(`rotini: config invalid: file=`); n != 1 {
+		t.Errorf("%d log lines say config invalid, want 1 (the invalid file, not the unreadable one)", n)
+	}
+	if err := os.Remove(r.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	r.writeConfig(string(good))
+}
