@@ -88,14 +88,17 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 
 	r, stopReaper := c.startReaper(log)
 	defer stopReaper()
+	rc := &reconfigurer{log: log, path: o.config, flags: o, running: cfg}
 	m, err := reload.New(reload.Options{
-		Log:         log,
-		Reaper:      r,
-		Listeners:   listeners,
-		Apps:        appOptions(cfg),
-		RuntimeDir:  reload.RuntimeDir(),
-		Env:         os.Environ(),
-		Reconfigure: (&reconfigurer{log: log, path: o.config, flags: o, running: cfg}).reconfigure,
+		Log:        log,
+		Reaper:     r,
+		Listeners:  listeners,
+		Apps:       appOptions(cfg),
+		RuntimeDir: reload.RuntimeDir(),
+		Env:        os.Environ(),
+		Reconfigure: func() ([]reload.AppOptions, []string, error) {
+			return rc.reconfigure()
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
