@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agext/levenshtein"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
@@ -77,6 +78,10 @@ func (c *CLI) Run(args []string) int {
 			fs, _ := runFlagSet(c.Stdout)
 			fs.PrintDefaults()
 			return ExitOK
+		default:
+			if v := mistypedVerb(args[0]); v != "" {
+				return c.usageError("unknown verb %s; did you mean %s? (to run a command of that name: rotini -- %s)", args[0], v, args[0])
+			}
 		}
 	}
 	switch verb {
@@ -97,6 +102,28 @@ func (c *CLI) Run(args []string) int {
 		return c.stop(args)
 	}
 	return c.run(args)
+}
+
+var verbs = []string{"run", "check", "reload", "status", "scale", "health", "stop", "version", "help"}
+
+// mistypedVerb returns the verb that name is a typo of, when name is no
+// command rotini could run: `rotini statsu` would otherwise end in a bare
+// "command not found" (127). A real command of that name always wins.
+func mistypedVerb(name string) string {
+	if name == "" || strings.HasPrefix(name, "-") || strings.Contains(name, "/") {
+		return ""
+	}
+	if _, err := exec.LookPath(name); err == nil {
+		return ""
+	}
+	best, bestD := "", 0
+	for _, v := range verbs {
+		d := levenshtein.Distance(name, v, nil)
+		if d <= max(1, len(v)/3) && (best == "" || d < bestD) {
+			best, bestD = v, d
+		}
+	}
+	return best
 }
 
 // runOptions are the flags of `rotini run`; each has a config-file twin.
@@ -205,6 +232,10 @@ func (c *CLI) run(args []string) int {
 	o, cmd, err := c.parseRun(args)
 	if err != nil {
 		return c.usageError("%v", err)
+	}
+	if o.stopTimeout < 0 {
+		// As the config's stop_timeout: a negative one would SIGKILL at once.
+		return c.usageError("bad --stop-timeout %s: must not be negative (0 sends SIGKILL right after the stop signal)", o.stopTimeout)
 	}
 	if o.config != "" {
 		return c.runConfig(o, cmd)

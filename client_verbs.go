@@ -300,6 +300,9 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration().Round(time.Millisecond), r.Reason)
 		}
 		fmt.Fprintln(w, line)
+		if e := a.LastStartError; e != nil {
+			fmt.Fprintf(w, "  %s ago, worker %d of generation %d could not start: %s\n", age(now, e.Time), e.Worker, e.Generation, e.Error)
+		}
 		for _, g := range a.Generations {
 			if g.Dir != "" {
 				fmt.Fprintf(w, "  generation %d (%s) runs %s\n", g.Number, g.State, g.Dir)

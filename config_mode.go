@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/config"
@@ -37,6 +38,10 @@ func (c *CLI) check(args []string) int {
 	if diags.HasErrors() {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 		return ExitConfig
+	}
+	env := environ()
+	for i := range cfg.Apps {
+		diags = append(diags, cfg.Apps[i].MissingEnv(env, hcl.DiagWarning)...)
 	}
 	if len(diags) > 0 {
 		config.WriteDiagnostics(c.Stderr, nil, diags)

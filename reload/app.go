@@ -149,6 +149,17 @@ type app struct {
 	last     *Result
 	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
 	scaled   *scaling                      // nil unless scaled since the config was read
+	// lastStartErr is the last worker that could not be started, for
+	// status: its cause is otherwise only in the log.
+	lastStartErr *StartError
+}
+
+// StartError says why a worker could not be started.
+type StartError struct {
+	Time       time.Time `json:"time"`
+	Generation int       `json:"generation"`
+	Worker     int       `json:"worker"`
+	Error      string    `json:"error"`
 }
 
 func newApp(m *Manager, o AppOptions) *app {
@@ -384,8 +395,9 @@ func (a *app) spawn(g *generation, index, restarts int) {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = 127
 		}
-		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
+		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
 		g.workers[index] = w
+		a.lastStartErr = &StartError{Time: w.started, Generation: g.num, Worker: index, Error: err.Error()}
 		// Reported like a worker that died at once, through the loop, so
 		// that the caller finishes what it was doing first.
 		go a.send(evExit{w, reaper.Exit{Status: unix.WaitStatus(code << 8)}})
@@ -595,15 +607,23 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 	case w.state == stopping:
 		// scaled down
 	case a.rot != nil && a.rot.next == g && g != a.serving:
-		a.rollback(fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+		a.rollback(w.failure(e))
 	case a.stopping:
 	default:
 		if a.rot != nil && a.rot.next == g {
 			// restart mode: nothing to roll back to; report and carry on.
-			a.finish(false, fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+			a.finish(false, w.failure(e))
 		}
 		a.crashed(g, w, e)
 	}
+}
+
+// failure says how a worker of a generation being started failed.
+func (w *worker) failure(e reaper.Exit) string {
+	if w.startErr != nil {
+		return fmt.Sprintf("worker %d of generation %d could not start: %v", w.index, w.gen.num, w.startErr)
+	}
+	return fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, w.gen.num, e.String())
 }
 
 // crashed replaces a dead worker of the serving generation with backoff, or

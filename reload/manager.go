@@ -392,12 +392,15 @@ type AppStatus struct {
 	Generations []GenerationStatus `json:"generations"`
 	LastReload  *Result            `json:"last_reload,omitempty"`
 	Watch       *watch.State       `json:"watch,omitempty"`
+	// LastStartError is the last worker that could not be started at all
+	// (command not found, a missing dir, an unset env.NAME).
+	LastStartError *StartError `json:"last_start_error,omitempty"`
 }
 
 type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
-	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last}
+	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
 	if w := a.watcher.Load(); w != nil {
 		st := w.State()
 		s.Watch = &st

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,6 +39,9 @@ type worker struct {
 	aged     bool // alive for MinUptime
 	cancel   chan struct{}
 	restarts int // how many workers this slot had before this one
+	// startErr is why the worker never ran (pid 0): its exit status is a
+	// shell's 126/127, which alone hides the cause.
+	startErr error
 }
 
 func (w *worker) String() string {
@@ -71,6 +75,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	}
 	if g.dir != "" {
 		dir = g.dir // the generation pinned its directory when it started
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
 	}
 	env := mergeEnv(a.m.o.Env, extraEnv)
 	env = setEnv(env, "ROTINI_APP", a.o.Name)
@@ -106,6 +113,28 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		s.path = shimPath
 	}
 	return s, nil
+}
+
+// checkDir names what is wrong with a worker's directory, which chdir in
+// the child would report as a bare "no such file or directory".
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("dir %s is not a directory", dir)
+		}
+		return nil
+	}
+	if target, lerr := os.Readlink(dir); lerr == nil {
+		return fmt.Errorf("dir %s is a symlink to %s, which does not exist", dir, target)
+	}
+	if u := errors.Unwrap(err); u != nil {
+		err = u // the PathError would repeat "stat" and the path
+	}
+	return fmt.Errorf("dir %s: %w", dir, err)
 }
 
 // lookPath resolves a command the way a shell started in dir would.

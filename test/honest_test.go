@@ -162,3 +162,93 @@ func TestReloadRefusedSaysWhyAndWhatServes(t *testing.T) {
 	}
 	r.writeConfig(string(good))
 }
+
+// A mistyped verb is a usage error naming the verb, not a command that ends
+// in 127; `rotini -- NAME` still runs NAME, and a real command close to a
+// verb (stat, for status) still runs.
+func TestMistypedVerbSuggestsTheVerb(t *testing.T) {
+	res := rotiniCLI(t, nil, "statsu")
+	if res.code != 64 || !strings.Contains(res.stderr, "rotini: unknown verb statsu; did you mean status?") {
+		t.Errorf("rotini statsu: %s", res)
+	}
+	if res := rotiniCLI(t, nil, "--", "statsu"); res.code != 127 || !strings.Contains(res.stderr, "statsu: command not found") {
+		t.Errorf("rotini -- statsu: %s", res)
+	}
+	if res := rotiniCLI(t, nil, "stat", "/"); res.code != 0 {
+		t.Errorf("rotini stat / (a real command close to a verb): %s", res)
+	}
+	if res := rotiniCLI(t, nil, "helth"); res.code != 64 || !strings.Contains(res.stderr, "did you mean health?") {
+		t.Errorf("rotini helth: %s", res)
+	}
+}
+
+// --stop-timeout refuses a negative duration, as the config's stop_timeout
+// does, instead of SIGKILLing at once.
+func TestNegativeStopTimeoutIsAUsageError(t *testing.T) {
+	res := rotiniCLI(t, nil, "--stop-timeout", "-1s", "--", "true")
+	if res.code != 64 || !strings.Contains(res.stderr, "bad --stop-timeout -1s: must not be negative") {
+		t.Errorf("rotini --stop-timeout -1s -- true: %s", res)
+	}
+}
+
+// `rotini check` warns, with file:line, about an env.NAME that is not set
+// where it runs: it may be set where rotini will run, so the file is not
+// refused.
+func TestCheckWarnsAboutUnsetEnv(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rotini.hcl")
+	cfg := "app \"web\" {\n  command = [\"server\", \"${env.ROTINI_TEST_UNSET}\"]\n}\n"
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := rotiniCLI(t, nil, "check", p)
+	if res.code != 0 || !strings.Contains(res.stderr, p+":2,") || !strings.Contains(res.stderr, "Warning: Environment variable not set") ||
+		!strings.Contains(res.stderr, "env.ROTINI_TEST_UNSET is not set here") {
+		t.Errorf("check of a config that reads an unset variable: %s", res)
+	}
+	if res := rotiniCLI(t, []string{"ROTINI_TEST_UNSET=1"}, "check", p); res.code != 0 || res.stderr != "" {
+		t.Errorf("check with the variable set: %s", res)
+	}
+}
+
+// A worker that cannot be started at all — a missing command, a dangling
+// `current` symlink, an unset env.NAME — is reported with its cause in
+// `reload --wait` and `status`, not as "worker 0 (pid 0) … exit status 127".
+func TestStartFailureNamesItsCause(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	releases := t.TempDir()
+	current := filepath.Join(releases, "current")
+	if err := os.Symlink(filepath.Join(releases, "42"), current); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct {
+		name  string
+		spec  appSpec
+		cause string
+	}{
+		{"missing command", appSpec{Command: []string{"rotini-test-no-such-command"}},
+			"could not start: command rotini-test-no-such-command: executable file not found in $PATH"},
+		{"dangling current", appSpec{Command: testappServe("--notify"), Extra: []string{"dir = " + hclString(current)}},
+			"could not start: dir " + current + " is a symlink to " + filepath.Join(releases, "42") + ", which does not exist"},
+		{"unset env", appSpec{Command: append(testappServe("--notify"), "${env.ROTINI_TEST_UNSET}")},
+			"could not start: evaluate command: app web: " + r.cfgPath + ":6,"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r.writeConfig(rigConfig(r.port, tt.spec))
+			res := r.ctl("reload", "--wait")
+			if res.code != 1 || !strings.Contains(res.stdout, tt.cause) || !strings.Contains(res.stderr, tt.cause) || strings.Contains(res.stdout, "pid 0") {
+				t.Errorf("reload --wait does not name the cause %q:\n%s", tt.cause, res)
+			}
+			if tt.name == "unset env" && !strings.Contains(res.stdout, "env.ROTINI_TEST_UNSET is not set in rotini's environment") {
+				t.Errorf("reload --wait does not name the unset variable:\n%s", res)
+			}
+			st := r.ctl("status")
+			if !strings.Contains(st.stdout, tt.cause) || !strings.Contains(st.stdout, fmt.Sprintf("could not start: ")) {
+				t.Errorf("status does not name the cause %q:\n%s", tt.cause, st)
+			}
+			if gen, _ := r.get(); gen != "1" {
+				t.Errorf("reload %d: generation %s answers, want 1", i+1, gen)
+			}
+		})
+	}
+}
