@@ -111,10 +111,11 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	}
 	m.Start()
 	ctl := startControl(log, o.control, cfg.Control, m)
+	onHUP := func() { ctl = checkControl(log, ctl, o.control, cfg.Control, m) }
 	code := pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
-	}, m)
+	}, hupHook{m, onHUP})
 	if ctl != nil {
 		ctl.Close()
 	}
@@ -132,6 +133,35 @@ func startControl(log hclog.Logger, path string, cc config.Control, b control.Ba
 	}
 	log.Named("control").Info("listening", "path", s.Path())
 	return s
+}
+
+// hupHook is the Manager as pid1's workload, with onHUP run (in pid1's
+// loop) before each HUP's reload.
+type hupHook struct {
+	*reload.Manager
+	onHUP func()
+}
+
+func (h hupHook) Reload() {
+	h.onHUP()
+	h.Manager.Reload()
+}
+
+// checkControl makes the control socket again on HUP when its file was
+// removed, or when it could not be made at start: HUP is what an operator
+// sends when rotini cannot be reached otherwise.
+func checkControl(log hclog.Logger, ctl *control.Server, path string, cc config.Control, b control.Backend) *control.Server {
+	if ctl == nil {
+		return startControl(log, path, cc, b)
+	}
+	made, err := ctl.Recreate()
+	switch {
+	case err != nil:
+		log.Warn("the control socket's file is gone and cannot be made again", "error", err)
+	case made:
+		log.Named("control").Warn("socket file was removed or replaced; made it again", "path", ctl.Path())
+	}
+	return ctl
 }
 
 // logSettings are the level and format of rotini's log: a flag, when

@@ -1,13 +1,19 @@
 package test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Tests that rotini does what its configuration and messages say: no
@@ -250,5 +256,131 @@ func TestStartFailureNamesItsCause(t *testing.T) {
 				t.Errorf("reload %d: generation %s answers, want 1", i+1, gen)
 			}
 		})
+	}
+}
+
+// dialIdle opens n connections to the unix socket at path that never send
+// a byte; they are closed at the end of the test.
+func dialIdle(t *testing.T, path string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", len(conns)+1, n, err)
+		}
+		conns = append(conns, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+// 1,024 clients that connect to the control socket and send nothing do not
+// keep `rotini health` waiting until the header timeout (5 s) frees their
+// slots, 64 at a time (that took 80 s): it answers while rotini still holds
+// idle connections, that is before they were timed out.
+func TestControlIdleConnectionsDoNotStarveHealth(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	before := countFDs(r.p.target(t))
+	dialIdle(t, r.sock, 1024)
+	if res := r.ctl("health"); res.code != 0 || res.stdout != "ok\n" {
+		t.Fatalf("health behind 1024 idle connections: %s", res)
+	}
+	if held := countFDs(r.p.target(t)) - before; held < 32 {
+		t.Errorf("rotini holds %d idle connections when health answers: it waited for them to time out", held)
+	}
+}
+
+// Under a low open-files limit (ulimit -n 64), idle control connections
+// cannot take the descriptors supervision needs: a crashed worker is
+// restarted while 300 clients keep connecting and idling.
+func TestCrashedWorkerRestartsUnderLowFDLimitAndIdleClients(t *testing.T) {
+	port := freeLoopbackPort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rotini.hcl")
+	if err := os.WriteFile(cfg, []byte(rigConfig(port, appSpec{Command: testappServe("--notify"), Workers: 1})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "ctl.sock")
+	p := start(t, procOptions{}, "sh", "-c", `ulimit -n 64 && exec "$@"`, "sh", rotiniBin, "--control", sock, "-c", cfg)
+	r := &rig{t: t, p: p, cfgPath: cfg, port: port}
+	t.Cleanup(r.cleanup)
+	r.waitLog(controlListeningRE, 1, startTimeout)
+	line, _ := r.waitLog(`rotini\.web: worker ready: generation=1 worker=0\b`, 1, startTimeout)
+	pid, err := strconv.Atoi(logField(line, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 300 idle clients, re-dialled as the server closes them, until the
+	// end of the test.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := net.Dial("unix", sock)
+				if err == nil {
+					go func() { <-stop; c.Close() }()
+					io.Copy(io.Discard, c) // until the server closes it
+					c.Close()
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	eventually(t, waitDeadline, "rotini to hold idle control connections", func() (bool, string) {
+		n := countFDs(p.target(t))
+		return n > 20, fmt.Sprintf("%d fds open", n)
+	})
+
+	syscall.Kill(pid, syscall.SIGKILL)
+	r.waitLog(`rotini\.web: worker started: generation=1 worker=0\b`, 2, startTimeout)
+	r.waitLog(`rotini\.web: worker ready: generation=1 worker=0\b`, 2, startTimeout)
+	if n := r.countLog(`cannot start worker`); n != 0 {
+		t.Errorf("%d failed worker starts under the fd limit", n)
+	}
+	if res := rotiniCLI(t, nil, "health", "--control", sock); res.code != 0 {
+		t.Errorf("health with idle clients under the fd limit: %s", res)
+	}
+}
+
+func countFDs(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents)
+}
+
+// A control socket whose file was deleted is made again on HUP, and the
+// verbs reach rotini through it.
+func TestDeletedControlSocketIsRecreatedOnHUP(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if err := os.Remove(r.sock); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.ctl("health"); res.code != 1 || !strings.Contains(res.stderr, "cannot reach rotini") {
+		t.Fatalf("health with the socket deleted: %s", res)
+	}
+	r.signal(syscall.SIGHUP)
+	r.waitLog(`rotini\.control: socket file was removed or replaced; made it again: path=`+regexp.QuoteMeta(r.sock), 1, reloadTimeout)
+	if res := r.ctl("health"); res.code != 0 || res.stdout != "ok\n" {
+		t.Errorf("health after HUP: %s", res)
+	}
+	r.waitReload(1)
+	r.stop()
+	if _, err := os.Lstat(r.sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the re-created socket outlived rotini: %v", err)
 	}
 }
