@@ -319,6 +319,7 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			CrashLimit:        a.CrashLimit,
 			CrashWindow:       a.CrashWindow,
 			Batch:             a.Batch,
+			LogPrefix:         a.LogPrefix,
 			Watch:             watchOptions(a.Watch),
 		})
 	}

@@ -140,13 +140,7 @@ func (d *decoder) app(r *rawApp, listeners map[string]*listener) App {
 	a.CrashLimit = d.integer(r.CrashLimit, 5, 0, "Invalid crash limit")
 	a.CrashWindow = d.duration(r.CrashWindow, 60*time.Second, true)
 	a.Batch = d.integer(r.Batch, 0, 0, "Invalid batch size")
-	if d.boolean(r.LogPrefix, false) {
-		// Prefixing means a pipe per worker copied by rotini; until that
-		// copy can never make rotini wait on a slow reader of its output,
-		// a prefix that silently does nothing is worse than a refusal.
-		d.errorf(r.LogPrefix.Range, "Not supported yet",
-			"log_prefix = true is not supported yet: workers write to rotini's stdout and stderr directly, unprefixed. Remove log_prefix (or set it to false).")
-	}
+	a.LogPrefix = d.boolean(r.LogPrefix, false)
 	a.Ready = d.ready(r.Ready)
 	a.Watch = d.watch(r.Watch)
 	return a

@@ -81,10 +81,12 @@ type App struct {
 	CrashWindow time.Duration
 	// Batch is how many workers of a new generation start at a time, each
 	// batch once the previous one is ready; 0 starts them all at once.
-	// (log_prefix = true is refused at load: not supported yet.)
 	Batch int
-	Ready Ready
-	Watch Watch
+	// LogPrefix passes the workers' output through rotini, each line
+	// prefixed with app/generation/worker.
+	LogPrefix bool
+	Ready     Ready
+	Watch     Watch
 }
 
 // Ready says when a new worker counts as ready: every configured check

@@ -155,6 +155,7 @@ func TestFull(t *testing.T) {
 				CrashLimit:          10,
 				CrashWindow:         5 * time.Minute,
 				Batch:               2,
+				LogPrefix:           true,
 				Ready: Ready{
 					Notify:    true,
 					HTTP:      "/healthz",

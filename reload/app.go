@@ -387,6 +387,13 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	var exit <-chan reaper.Exit
 	if err == nil {
 		pid, exit, err = a.m.o.Reaper.Start(spec.path, spec.argv, spec.attr)
+		if p := spec.pipes; p != nil {
+			if err != nil {
+				p.failed()
+			} else {
+				p.started(fmt.Sprintf("%s/%d/%d | ", a.o.Name, g.num, index), &a.m.outputs)
+			}
+		}
 	}
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)

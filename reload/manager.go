@@ -25,6 +25,7 @@ type Manager struct {
 	notify    *notifyServer
 	doneC     chan int
 	appDone   chan appDone
+	outputs   outputs // prefixed worker output
 
 	mu      sync.Mutex
 	workers map[int]func(notifyMsg) // pid -> notify handler

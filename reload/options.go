@@ -76,6 +76,10 @@ type AppOptions struct {
 	// further batch starts when every worker started so far is ready. 0
 	// starts them all at once. Ready.Timeout bounds the whole generation.
 	Batch int
+	// LogPrefix passes the workers' stdout and stderr through rotini,
+	// each line prefixed with app/generation/worker (see output.go); else
+	// workers write to rotini's stdout and stderr directly.
+	LogPrefix bool
 	// Watch, when not nil, reloads the app when its files change. Log and
 	// OnChange are set by the Manager. Changes to it on reload take effect
 	// when rotini restarts.

@@ -50,9 +50,10 @@ func (w *worker) String() string {
 
 // spawnSpec is everything needed to start one worker process.
 type spawnSpec struct {
-	path string
-	argv []string
-	attr *syscall.ProcAttr
+	path  string
+	argv  []string
+	attr  *syscall.ProcAttr
+	pipes *workerPipes // with LogPrefix
 }
 
 // buildSpawn evaluates the app's command for one worker and prepares its
@@ -107,6 +108,14 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		sys.Credential = cred
 	}
 	s := &spawnSpec{path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
+	if g.o.LogPrefix {
+		p, err := newWorkerPipes()
+		if err != nil {
+			return nil, err
+		}
+		s.pipes = p
+		files[1], files[2] = p.outW.Fd(), p.errW.Fd()
+	}
 	if len(files) > 3 {
 		s.attr.Env = append(s.attr.Env, ShimEnv+"=1")
 		s.argv = shimArgv(path, argv)

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -382,5 +383,80 @@ func TestDeletedControlSocketIsRecreatedOnHUP(t *testing.T) {
 	r.stop()
 	if _, err := os.Lstat(r.sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the re-created socket outlived rotini: %v", err)
+	}
+}
+
+// log_prefix = true passes each worker's output through rotini, every line
+// prefixed with app/generation/worker.
+func TestLogPrefix(t *testing.T) {
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, rigConfig(port, appSpec{
+		Command: []string{"/bin/sh", "-c", `echo "to stderr" >&2; exec "$@"`, "sh", testappBin, "serve", "--notify"},
+		Extra:   []string{"log_prefix = true"},
+	}))
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	for _, w := range []string{"0", "1"} {
+		r.waitOut(`^web/1/`+w+` \| listening 127\.0\.0\.1:`, 1, startTimeout)
+		r.waitLog(`^web/1/`+w+` \| to stderr$`, 1, startTimeout)
+	}
+	if _, ok := r.hupAndWait(1); !ok {
+		t.Fatal("reload failed")
+	}
+	r.waitOut(`^web/2/0 \| listening `, 1, startTimeout)
+}
+
+// A reader of rotini's stdout that stops reading while workers flood their
+// prefixed output stalls neither rotini nor the workers: reloads and health
+// go on, lines are dropped, and the count of dropped lines is written when
+// the reader comes back.
+func TestLogPrefixSlowReaderDropsLines(t *testing.T) {
+	port := freeLoopbackPort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rotini.hcl")
+	flood := `(yes flood | head -n 30000; exec sleep 1000) & exec "$@"`
+	text := rigConfig(port, appSpec{
+		Command: []string{"/bin/sh", "-c", flood, "sh", testappBin, "serve", "--notify"},
+		Extra:   []string{"log_prefix = true"},
+	})
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe() // rotini's stdout; nobody reads it for now
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	sock := filepath.Join(dir, "ctl.sock")
+	p := start(t, procOptions{extraFiles: []*os.File{pw}}, "sh", "-c", `exec "$@" >&3 3>&-`, "sh", rotiniBin, "--control", sock, "-c", cfg)
+	pw.Close()
+	r := &rig{t: t, p: p, cfgPath: cfg, port: port, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+	t.Cleanup(r.cleanup)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if _, ok := r.hupAndWait(1); !ok {
+		t.Fatal("reload failed while stdout was not read")
+	}
+	if res := rotiniCLI(t, nil, "health", "--control", sock); res.code != 0 {
+		t.Errorf("health while stdout is not read: %s", res)
+	}
+	if gen, _ := r.get(); gen != "2" {
+		t.Errorf("generation %s answers after the reload, want 2", gen)
+	}
+
+	// The reader comes back.
+	found := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(pr)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "rotini: dropped ") {
+				found <- s.Text()
+				return
+			}
+		}
+	}()
+	select {
+	case line := <-found:
+		t.Logf("%s", line)
+	case <-time.After(waitDeadline):
+		t.Fatal("no count of dropped lines once stdout was read again")
 	}
 }

@@ -11,7 +11,6 @@ app "web" {
   reload       = "reboot" # ERROR: Invalid reload mode
   crash_limit  = -1 # ERROR: Invalid crash limit
   batch        = -2 # ERROR: Invalid batch size
-  log_prefix   = true # ERROR: Not supported yet
   dir          = ["/srv"] # ERROR: Unsuitable value type
   command_env  = 1 # ERROR: Unsupported argument
   env = {

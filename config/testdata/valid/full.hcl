@@ -40,7 +40,7 @@ app "web" {
   crash_limit           = 10
   crash_window          = "5m"
   batch                 = 2
-  log_prefix            = false
+  log_prefix            = true
 
   ready {
     notify     = true
