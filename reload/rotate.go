@@ -15,9 +15,12 @@ func (a *app) requestReload(r reloadReq) {
 	}
 	if r.fail != "" {
 		res := Result{App: a.o.Name, Generation: a.serving.num, Reason: r.fail}
+		msg := fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)
+		if a.stopping {
+			msg = "failed: " + r.fail // nothing goes on serving
+		}
 		if r.progress != nil {
-			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "failed", Generation: res.Generation,
-				Message: fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)})
+			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "failed", Generation: res.Generation, Message: msg})
 		}
 		if r.reply != nil {
 			r.reply <- res
