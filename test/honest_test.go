@@ -282,8 +282,9 @@ func dialIdle(t *testing.T, path string, n int) []net.Conn {
 
 // 1,024 clients that connect to the control socket and send nothing do not
 // keep `rotini health` waiting until the header timeout (5 s) frees their
-// slots, 64 at a time (that took 80 s): it answers while rotini still holds
-// idle connections, that is before they were timed out.
+// slots, 64 at a time (it did not answer within the CLI's 30 s): it answers
+// while rotini still holds idle connections, that is before they were
+// timed out.
 func TestControlIdleConnectionsDoNotStarveHealth(t *testing.T) {
 	r := startControlRig(t)
 	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
