@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agext/levenshtein"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
@@ -77,6 +78,10 @@ func (c *CLI) Run(args []string) int {
 			fs, _ := runFlagSet(c.Stdout)
 			fs.PrintDefaults()
 			return ExitOK
+		default:
+			if v := mistypedVerb(args[0]); v != "" {
+				return c.usageError("unknown verb %s; did you mean %s? (to run a command of that name: rotini -- %s)", args[0], v, args[0])
+			}
 		}
 	}
 	switch verb {
@@ -97,6 +102,28 @@ func (c *CLI) Run(args []string) int {
 		return c.stop(args)
 	}
 	return c.run(args)
+}
+
+var verbs = []string{"run", "check", "reload", "status", "scale", "health", "stop", "version", "help"}
+
+// mistypedVerb returns the verb that name is a typo of, when name is no
+// command rotini could run: `rotini statsu` would otherwise end in a bare
+// "command not found" (127). A real command of that name always wins.
+func mistypedVerb(name string) string {
+	if name == "" || strings.HasPrefix(name, "-") || strings.Contains(name, "/") {
+		return ""
+	}
+	if _, err := exec.LookPath(name); err == nil {
+		return ""
+	}
+	best, bestD := "", 0
+	for _, v := range verbs {
+		d := levenshtein.Distance(name, v, nil)
+		if d <= max(1, len(v)/3) && (best == "" || d < bestD) {
+			best, bestD = v, d
+		}
+	}
+	return best
 }
 
 // runOptions are the flags of `rotini run`; each has a config-file twin.
@@ -125,7 +152,8 @@ func runFlagSet(out io.Writer) (*flag.FlagSet, *runOptions) {
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGKILL the child's group this long after the stop signal")
 	fs.Var(&o.rewrite, "rewrite", "`FROM:TO` rewrite a forwarded signal (names or numbers; TO=0 drops it); repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "", "trace|debug|info|warn|error (default warn, info with a config)")
-	fs.StringVar(&o.logFormat, "log-format", "text", "text|json")
+	// "" is "not given", so that an explicit text beats a config's json.
+	fs.StringVar(&o.logFormat, "log-format", "", "text|json (default text, or the config's log.format)")
 	fs.StringVar(&o.control, "control", os.Getenv("ROTINI_CONTROL"), "control socket `path` (env ROTINI_CONTROL)")
 	return fs, o
 }
@@ -148,6 +176,9 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 	lvl := hclog.LevelFromString(level)
 	if lvl == hclog.NoLevel {
 		return nil, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", level)
+	}
+	if format == "" {
+		format = "text"
 	}
 	if format != "text" && format != "json" {
 		return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
@@ -201,6 +232,10 @@ func (c *CLI) run(args []string) int {
 	o, cmd, err := c.parseRun(args)
 	if err != nil {
 		return c.usageError("%v", err)
+	}
+	if o.stopTimeout < 0 {
+		// As the config's stop_timeout: a negative one would SIGKILL at once.
+		return c.usageError("bad --stop-timeout %s: must not be negative (0 sends SIGKILL right after the stop signal)", o.stopTimeout)
 	}
 	if o.config != "" {
 		return c.runConfig(o, cmd)

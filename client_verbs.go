@@ -202,8 +202,10 @@ func (c *CLI) reload(args []string) int {
 		if !ended[r.App] { // its last step was dropped, or never sent
 			if r.OK {
 				fmt.Fprintf(c.Stdout, "%s: done: generation %d serving, in %s\n", r.App, r.Generation, r.Duration().Round(time.Millisecond))
-			} else {
+			} else if r.Generation > 0 {
 				fmt.Fprintf(c.Stdout, "%s: failed: %s; generation %d still serving\n", r.App, r.Reason, r.Generation)
+			} else { // no such app
+				fmt.Fprintf(c.Stdout, "%s: failed: %s\n", r.App, r.Reason)
 			}
 		}
 		if !r.OK {
@@ -321,6 +323,9 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration().Round(time.Millisecond), r.Reason)
 		}
 		fmt.Fprintln(w, line)
+		if e := a.LastStartError; e != nil {
+			fmt.Fprintf(w, "  %s ago, worker %d of generation %d could not start: %s\n", age(now, e.Time), e.Worker, e.Generation, e.Error)
+		}
 		for _, g := range a.Generations {
 			if g.Dir != "" {
 				fmt.Fprintf(w, "  generation %d (%s) runs %s\n", g.Number, g.State, g.Dir)

@@ -2,11 +2,16 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
@@ -36,6 +41,10 @@ func (c *CLI) check(args []string) int {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 		return ExitConfig
 	}
+	env := environ()
+	for i := range cfg.Apps {
+		diags = append(diags, cfg.Apps[i].MissingEnv(env, hcl.DiagWarning)...)
+	}
 	if len(diags) > 0 {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 	}
@@ -53,13 +62,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 		return ExitConfig
 	}
-	level, format := cfg.Log.Level, cfg.Log.Format
-	if o.logLevel != "" {
-		level = o.logLevel
-	}
-	if o.logFormat != "text" {
-		format = o.logFormat
-	}
+	level, format := logSettings(o, cfg.Log)
 	log, err := newLogger(level, format, c.Stderr)
 	if err != nil {
 		return c.usageError("%v", err)
@@ -67,15 +70,11 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	if len(diags) > 0 {
 		config.WriteDiagnostics(c.Stderr, nil, diags)
 	}
-	rewrite, err := parseRewrites(o.rewrite)
+	flagRewrite, err := parseRewrites(o.rewrite)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	for from, to := range cfg.Rewrite {
-		if _, set := rewrite[from]; !set { // the flag wins over the file
-			rewrite[from] = to
-		}
-	}
+	rewrite := mergeRewrites(flagRewrite, cfg.Rewrite)
 	if err := checkRewrites(rewrite, pid1.Managed, "to choose the signal a stop sends, set the app's stop_signal"); err != nil {
 		fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
 		return ExitConfig
@@ -99,6 +98,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 
 	r, stopReaper := c.startReaper(log)
 	defer stopReaper()
+	rc := &reconfigurer{log: log, path: o.config, flags: o, running: cfg}
 	m, err := reload.New(reload.Options{
 		Log:        log,
 		Reaper:     r,
@@ -106,8 +106,8 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		Apps:       appOptions(cfg),
 		RuntimeDir: reload.RuntimeDir(),
 		Env:        os.Environ(),
-		Reconfigure: func() ([]reload.AppOptions, error) {
-			return reconfigure(log, o.config, cfg)
+		Reconfigure: func() ([]reload.AppOptions, []string, error) {
+			return rc.reconfigure()
 		},
 	})
 	if err != nil {
@@ -116,10 +116,11 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	}
 	m.Start()
 	ctl := startControl(log, o.control, cfg.Control, m)
+	onHUP := func() { ctl = checkControl(log, ctl, o.control, cfg.Control, m) }
 	code := pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
-	}, m)
+	}, hupHook{m, onHUP})
 	if ctl != nil {
 		ctl.Close()
 	}
@@ -130,10 +131,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 // ROTINI_CONTROL), else at the config's. Without it rotini still runs the
 // apps, which matter more: a failure is a warning.
 func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend) *control.Server {
-	if path == "" {
-		path = cc.Socket
-	}
-	s, err := control.Serve(control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}, b)
+	s, err := control.Serve(controlOptions(log, path, cc), b)
 	if err != nil {
 		log.Warn("no control socket: the apps run, but rotini reload, status, scale, health and stop cannot reach them", "error", err)
 		return nil
@@ -142,20 +140,145 @@ func startControl(log hclog.Logger, path string, cc config.Control, b control.Ba
 	return s
 }
 
-// reconfigure re-reads the config file for a reload. Listeners are bound once
-// for rotini's life, so a change to them is reported and otherwise ignored.
-func reconfigure(log hclog.Logger, path string, running *config.Config) ([]reload.AppOptions, error) {
-	cfg, diags := config.Load(path)
+// hupHook is the Manager as pid1's workload, with onHUP run (in pid1's
+// loop) before each HUP's reload.
+type hupHook struct {
+	*reload.Manager
+	onHUP func()
+}
+
+func (h hupHook) Reload() {
+	h.onHUP()
+	h.Manager.Reload()
+}
+
+// checkControl makes the control socket again on HUP when its file was
+// removed, or when it could not be made at start: HUP is what an operator
+// sends when rotini cannot be reached otherwise.
+func checkControl(log hclog.Logger, ctl *control.Server, path string, cc config.Control, b control.Backend) *control.Server {
+	if ctl == nil {
+		return startControl(log, path, cc, b)
+	}
+	made, err := ctl.Recreate()
+	switch {
+	case err != nil:
+		log.Warn("the control socket's file is gone and cannot be made again", "error", err)
+	case made:
+		log.Named("control").Warn("socket file was removed or replaced; made it again", "path", ctl.Path())
+	}
+	return ctl
+}
+
+// logSettings are the level and format of rotini's log: a flag, when
+// given, beats the config file.
+func logSettings(o *runOptions, l config.Log) (level, format string) {
+	level, format = l.Level, l.Format
+	if o.logLevel != "" {
+		level = o.logLevel
+	}
+	if o.logFormat != "" {
+		format = o.logFormat
+	}
+	return level, format
+}
+
+// mergeRewrites adds the file's rewrites to the flags'; a flag wins over
+// the file for the same signal.
+func mergeRewrites(flags, file map[unix.Signal]unix.Signal) map[unix.Signal]unix.Signal {
+	out := maps.Clone(flags)
+	if out == nil {
+		out = map[unix.Signal]unix.Signal{}
+	}
+	for from, to := range file {
+		if _, set := out[from]; !set {
+			out[from] = to
+		}
+	}
+	return out
+}
+
+func listenerOptions(l config.Listener) sockets.ListenerOptions {
+	return sockets.ListenerOptions{
+		Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
+		Mode: l.Mode, Owner: l.Owner, Group: l.Group,
+	}
+}
+
+// controlOptions serve the control socket at path (--control or
+// ROTINI_CONTROL), else at the config's.
+func controlOptions(log hclog.Logger, path string, cc config.Control) control.Options {
+	if path == "" {
+		path = cc.Socket
+	}
+	return control.Options{Path: path, Mode: cc.Mode, Group: cc.Group, Log: log.Named("control"), Version: version}
+}
+
+// reconfigure re-reads the config file for a reload. What a reload cannot
+// change while rotini runs — listeners (bound once), the control socket, the
+// signal rewrites, the log's format and the apps' watch blocks — is kept,
+// and each such change is named in the log and returned as a note for
+// `reload --wait`; the log's level is applied unless --log-level pinned it.
+type reconfigurer struct {
+	log   hclog.Logger
+	path  string
+	flags *runOptions
+
+	mu      sync.Mutex // reloads come from HUP, the control socket and watchers at once
+	running *config.Config
+}
+
+func (r *reconfigurer) reconfigure() ([]reload.AppOptions, []string, error) {
+	cfg, diags := config.Load(r.path)
+	if err := config.ReadError(diags); err != nil {
+		// Not the file's fault (EMFILE, EACCES, a missing mount): saying
+		// "invalid" would send the operator to the wrong place.
+		r.log.Error("cannot read config file", "file", r.path, "error", err)
+		return nil, nil, fmt.Errorf("cannot read config file %s: %w", r.path, err)
+	}
 	if diags.HasErrors() {
 		var b strings.Builder
 		config.WriteDiagnostics(&b, nil, diags)
-		log.Error("config invalid", "file", path, "diagnostics", b.String())
-		return nil, fmt.Errorf("%s: %s", path, diags.Error())
+		r.log.Error("config invalid", "file", r.path, "diagnostics", b.String())
+		return nil, nil, fmt.Errorf("config invalid: %s: %s", r.path, diags.Error())
 	}
-	if !sameListeners(cfg.Listeners, running.Listeners) {
-		log.Warn("listener changes take effect only when rotini restarts; keeping the bound sockets", "file", path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.running
+	var notes []string
+	keep := func(what, why string) {
+		r.log.Warn("reload: change not applied", "what", what, "why", why, "file", r.path)
+		notes = append(notes, fmt.Sprintf("not applied: %s changed; %s", what, why))
 	}
-	return appOptions(cfg), nil
+	const restart = "it takes effect when rotini restarts"
+	if !sameListeners(cfg.Listeners, old.Listeners) {
+		keep("listen blocks", "the sockets are bound once; "+restart)
+	}
+	if cfg.Control != old.Control {
+		keep("control block", "the control socket is made once; "+restart)
+	}
+	if !maps.Equal(cfg.Rewrite, old.Rewrite) {
+		keep("signals { rewrite }", restart)
+	}
+	if cfg.Log.Format != old.Log.Format {
+		keep("log { format }", restart)
+	}
+	if cfg.Log.Level != old.Log.Level {
+		if r.flags.logLevel != "" {
+			keep("log { level }", "--log-level "+r.flags.logLevel+" was given on the command line and wins")
+		} else {
+			r.log.SetLevel(hclog.LevelFromString(cfg.Log.Level))
+			r.log.Info("reload: log level applied", "level", cfg.Log.Level)
+			old.Log.Level = cfg.Log.Level
+		}
+	}
+	for _, a := range cfg.Apps {
+		for _, b := range old.Apps {
+			if a.Name == b.Name && !reflect.DeepEqual(a.Watch, b.Watch) {
+				keep("watch block of app "+a.Name, "the watcher keeps its settings; "+restart)
+			}
+		}
+	}
+	return appOptions(cfg), notes, nil
 }
 
 func sameListeners(a, b []config.Listener) bool {
@@ -200,6 +323,8 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			RestartBackoffMax: a.RestartBackoffMax,
 			CrashLimit:        a.CrashLimit,
 			CrashWindow:       a.CrashWindow,
+			Batch:             a.Batch,
+			LogPrefix:         a.LogPrefix,
 			Watch:             watchOptions(a.Watch),
 			Proxy:             proxyOptions(a.Proxy),
 		})
@@ -237,12 +362,9 @@ func socketSpecs(cfg *config.Config) []sockets.Spec {
 	var out []sockets.Spec
 	for _, l := range cfg.Listeners {
 		s := sockets.Spec{
-			ListenerOptions: sockets.ListenerOptions{
-				Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
-				Mode: l.Mode, Owner: l.Owner, Group: l.Group,
-			},
-			Steer: l.Steer,
-			Grace: l.SwitchGrace,
+			ListenerOptions: listenerOptions(l),
+			Steer:           l.Steer,
+			Grace:           l.SwitchGrace,
 		}
 		switch m := mode[l.Name]; {
 		case !l.Steer:

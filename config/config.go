@@ -88,9 +88,11 @@ type App struct {
 	// exit code. 0 means never give up.
 	CrashLimit  int
 	CrashWindow time.Duration
-	// Batch is how many workers of a new generation start at a time; 0
-	// starts them all at once.
-	Batch     int
+	// Batch is how many workers of a new generation start at a time, each
+	// batch once the previous one is ready; 0 starts them all at once.
+	Batch int
+	// LogPrefix passes the workers' output through rotini, each line
+	// prefixed with app/generation/worker.
 	LogPrefix bool
 	Ready     Ready
 	Watch     Watch

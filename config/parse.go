@@ -58,9 +58,25 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 			Severity: hcl.DiagError,
 			Summary:  "Failed to read config file",
 			Detail:   fmt.Sprintf("The config file %s could not be read: %s.", path, err),
+			Extra:    readError{err},
 		}}
 	}
 	return Parse(src, path)
+}
+
+// readError marks the diagnostic of a file that could not be read.
+type readError struct{ err error }
+
+// ReadError returns the I/O error when diags say the file could not be
+// read at all (missing, unreadable, out of descriptors), and nil when the
+// file was read, valid or not: the two call for different fixes.
+func ReadError(diags hcl.Diagnostics) error {
+	for _, d := range diags {
+		if e, ok := d.Extra.(readError); ok {
+			return e.err
+		}
+	}
+	return nil
 }
 
 // Parse decodes and validates src, the HCL text of the config file named

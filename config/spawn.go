@@ -37,6 +37,10 @@ type SpawnVars struct {
 // fd.<name> missing from v.FDs. The error is hcl.Diagnostics and names the
 // file position.
 func (a *App) Spawn(v SpawnVars) (argv, env []string, dir string, err error) {
+	if diags := a.MissingEnv(v.Env, hcl.DiagError); diags.HasErrors() {
+		// HCL itself would say "Invalid index" about the env map.
+		return nil, nil, "", fmt.Errorf("app %s: %w", a.Name, diags)
+	}
 	ctx := evalContext(v.FDs, v.Ports, v.Generation, v.Worker, envValue(v.Env))
 	var diags hcl.Diagnostics
 	argv, diags = evalCommand(a.Command, ctx)
@@ -64,6 +68,38 @@ func (a *App) Spawn(v SpawnVars) (argv, env []string, dir string, err error) {
 		return nil, nil, "", fmt.Errorf("app %s: %w", a.Name, diags)
 	}
 	return argv, env, dir, nil
+}
+
+// MissingEnv reports, with its position, each env.NAME that the app's
+// command, env or dir reads and that env lacks. `rotini check` reports them
+// as warnings: the environment rotini will run in may differ from the one
+// the check runs in.
+func (a *App) MissingEnv(env map[string]string, sev hcl.DiagnosticSeverity) hcl.Diagnostics {
+	exprs := []hcl.Expression{a.Command, a.Dir}
+	for _, name := range slices.Sorted(maps.Keys(a.Env)) {
+		exprs = append(exprs, a.Env[name])
+	}
+	var diags hcl.Diagnostics
+	for _, e := range exprs {
+		if e == nil {
+			continue
+		}
+		for _, t := range e.Variables() {
+			if t.RootName() != "env" {
+				continue
+			}
+			name, ok := stepName(t)
+			if _, set := env[name]; !ok || set {
+				continue
+			}
+			detail := fmt.Sprintf("env.%s is not set in rotini's environment.", name)
+			if sev == hcl.DiagWarning {
+				detail = fmt.Sprintf("env.%s is not set here: app %q cannot start a worker unless %s is set in the environment rotini runs in.", name, a.Name, name)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: sev, Summary: "Environment variable not set", Detail: detail, Subject: t.SourceRange().Ptr()})
+		}
+	}
+	return diags
 }
 
 func evalContext(fds, ports map[string]int, generation, worker int, env cty.Value) *hcl.EvalContext {

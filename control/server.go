@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reload"
 )
@@ -56,19 +58,23 @@ type limits struct {
 	maxHeader              int
 	maxBody                int64
 	maxConns               int
+	minIdle                time.Duration // a connection idle this long may make room for a new one
 	status                 time.Duration // bound of Backend.Status
 	defaultWait, maxWait   time.Duration // of POST /v1/reload?wait=1
 	maxWorkers             int
 }
 
 var defaultLimits = limits{
-	readHeader:  5 * time.Second,
-	read:        10 * time.Second,
-	idle:        10 * time.Second,
-	write:       10 * time.Second,
-	maxHeader:   8 << 10,
-	maxBody:     64 << 10,
-	maxConns:    64,
+	readHeader: 5 * time.Second,
+	read:       10 * time.Second,
+	idle:       10 * time.Second,
+	write:      10 * time.Second,
+	maxHeader:  8 << 10,
+	maxBody:    64 << 10,
+	maxConns:   64,
+	// A client writes its request right after connect: one that has
+	// sent nothing for this long since rotini accepted it is idle.
+	minIdle:     100 * time.Millisecond,
 	status:      5 * time.Second,
 	defaultWait: 5 * time.Minute,
 	maxWait:     time.Hour,
@@ -82,8 +88,16 @@ type Server struct {
 	srv  *http.Server
 	h    *handler
 	log  hclog.Logger
-	done chan struct{}
 	once sync.Once
+	wg   sync.WaitGroup // one per listener served
+
+	mode os.FileMode
+	gid  int
+	lim  limits
+
+	mu     sync.Mutex
+	ln     *limitListener // the one the socket file names
+	closed bool
 }
 
 // Serve creates the socket at o.Path — making its directory, replacing a
@@ -124,7 +138,7 @@ func serve(o Options, b Backend, lim limits) (*Server, error) {
 	}
 	h := &handler{b: b, log: o.Log, version: o.Version, started: o.Started, pid: os.Getpid(), lim: lim}
 	s := &Server{
-		path: o.Path, file: fi, h: h, log: o.Log, done: make(chan struct{}),
+		path: o.Path, file: fi, h: h, log: o.Log,
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: lim.readHeader,
@@ -134,14 +148,58 @@ func serve(o Options, b Backend, lim limits) (*Server, error) {
 			ErrorLog:          o.Log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
 		},
 	}
-	ln := newLimitListener(ul, lim.maxConns)
+	s.mode, s.gid, s.lim = o.Mode, gid, lim
+	s.srv.ConnState = connState
+	s.serveOn(ul)
+	if s.ln.max < lim.maxConns {
+		o.Log.Info("control connections capped by the open files limit", "max_connections", s.ln.max, "wanted", lim.maxConns)
+	}
+	return s, nil
+}
+
+// serveOn serves the API on ul in a goroutine; s.mu is held or s is not
+// shared yet.
+func (s *Server) serveOn(ul *net.UnixListener) {
+	ln := newLimitListener(ul, fdBudget(s.lim.maxConns), s.lim.minIdle)
+	s.ln = ln
+	s.wg.Add(1)
 	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer s.wg.Done()
+		err := s.srv.Serve(ln)
+		select {
+		case <-ln.closed: // retired by Recreate, or Close
+			return
+		default:
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("control socket stopped serving", "path", s.path, "error", err)
 		}
 	}()
-	return s, nil
+}
+
+// Recreate makes the socket again when its file is gone or is no longer
+// the one Serve made (a cleaner of /run or /tmp, an operator's rm): the
+// listener would go on serving a name nobody can reach. Connections open
+// on the old socket are served to their end. It reports whether it made a
+// new socket; rotini calls it on every HUP.
+func (s *Server) Recreate() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, nil
+	}
+	if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.file) {
+		return false, nil
+	}
+	ul, fi, err := listen(s.path, s.mode, s.gid)
+	if err != nil {
+		return false, fmt.Errorf("control socket %s: %w", s.path, err)
+	}
+	old := s.ln
+	s.file = fi
+	s.serveOn(ul)
+	old.Close()
+	return true, nil
 }
 
 // Path is where the server listens.
@@ -152,8 +210,11 @@ func (s *Server) Path() string { return s.path }
 // still the one Serve made.
 func (s *Server) Close() {
 	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
 		s.srv.Close()
-		<-s.done
+		s.wg.Wait()
 		if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.file) {
 			os.Remove(s.path)
 		}
@@ -247,31 +308,125 @@ func lookupGroup(name string) (int, error) {
 	return n, nil
 }
 
-// limitListener holds at most n connections open at once: Accept waits for
-// one to close, and further clients wait in the socket's backlog.
+// limitListener holds at most max connections open at once. A client that
+// connects when the cap is reached takes the place of the connection that
+// has been idle longest — connected without sending a byte, or kept alive
+// between requests, for at least minIdle and with nothing unread — so idle
+// clients cannot starve `rotini health`. A connection younger than that is
+// spared, so that a client between connect and write is not cut off. When
+// no connection can make room, Accept waits for one to end, go idle or age
+// (meanwhile further clients wait in the socket's backlog, holding no fd
+// of rotini's).
 type limitListener struct {
 	net.Listener
-	sem    chan struct{}
-	closed chan struct{}
-	once   sync.Once
+	max     int
+	minIdle time.Duration
+	freed   chan struct{} // a connection closed or went idle
+	closed  chan struct{}
+	once    sync.Once
+
+	mu    sync.Mutex
+	conns map[*limitConn]struct{}
 }
 
-func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), closed: make(chan struct{})}
+func newLimitListener(l net.Listener, n int, minIdle time.Duration) *limitListener {
+	return &limitListener{
+		Listener: l, max: max(n, 1), minIdle: minIdle,
+		freed: make(chan struct{}, 1), closed: make(chan struct{}),
+		conns: map[*limitConn]struct{}{},
+	}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitConn{Conn: c, l: l, idleSince: time.Now()}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		over := len(l.conns) > l.max
+		var victim *limitConn
+		var wait time.Duration
+		if over {
+			victim, wait = l.oldestIdle(lc, time.Now())
+		}
+		l.mu.Unlock()
+		if !over {
+			return lc, nil
+		}
+		if victim != nil {
+			victim.Close()
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-l.freed:
+		case <-t.C:
+		case <-l.closed:
+			t.Stop()
+			lc.Close()
+			return nil, net.ErrClosed
+		}
+		t.Stop()
+	}
+}
+
+// oldestIdle is the connection idle the longest, for at least minIdle and
+// with nothing unread, other than except. When there is none, wait is how
+// long until the youngest idle one is old enough (0: none is idle). l.mu
+// is held.
+func (l *limitListener) oldestIdle(except *limitConn, now time.Time) (victim *limitConn, wait time.Duration) {
+	for c := range l.conns {
+		if c == except || c.idleSince.IsZero() {
+			continue
+		}
+		if age := now.Sub(c.idleSince); age < l.minIdle {
+			if left := l.minIdle - age; wait == 0 || left < wait {
+				wait = left
+			}
+			continue
+		}
+		if c.unread() {
+			continue // a request has arrived: it is about to be active
+		}
+		if victim == nil || c.idleSince.Before(victim.idleSince) {
+			victim = c
+		}
+	}
+	if wait == 0 && victim == nil {
+		wait = l.minIdle // idle ones with bytes unread: look again soon
+	}
+	return victim, wait
+}
+
+// connState notes when http.Server is done with a request on a
+// connection: from then on it is idle (Read marks it busy again).
+func connState(c net.Conn, st http.ConnState) {
+	lc, ok := c.(*limitConn)
+	if !ok {
+		return
+	}
+	l := lc.l
+	l.mu.Lock()
+	switch st {
+	case http.StateIdle:
+		lc.idleSince = time.Now()
+	}
+	l.mu.Unlock()
+	if st == http.StateIdle {
+		l.signal()
+	}
+}
+
+func (l *limitListener) signal() {
+	select {
+	case l.freed <- struct{}{}:
+	default:
+	}
 }
 
 func (l *limitListener) Close() error {
@@ -281,12 +436,63 @@ func (l *limitListener) Close() error {
 
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l         *limitListener
+	once      sync.Once
+	idleSince time.Time // zero while a request is read or answered; guarded by l.mu
+}
+
+// Read marks the connection busy as soon as its client sends a byte: the
+// server reports a request as active only once its headers are complete,
+// and a client that is sending one must not be cut off meanwhile.
+func (c *limitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.l.mu.Lock()
+		c.idleSince = time.Time{}
+		c.l.mu.Unlock()
+	}
+	return n, err
+}
+
+// unread reports whether the client has sent bytes the server has not read.
+func (c *limitConn) unread() bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		c.l.signal()
+	})
 	return err
+}
+
+// fdBudget caps the control socket's connections so that they can never
+// take the descriptors supervision needs (forking a worker, a readiness
+// probe, a watcher): at most a quarter of those still free under
+// RLIMIT_NOFILE when the socket starts.
+func fdBudget(want int) int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
+		return want
+	}
+	open := 0
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		open = len(ents)
+	}
+	free := int64(rl.Cur) - int64(open)
+	return int(max(1, min(int64(want), free/4)))
 }

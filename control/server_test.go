@@ -565,24 +565,111 @@ func TestControlHeaderLimit(t *testing.T) {
 	}
 }
 
-// The negative control of TestControlStalledClients: without the header timeout,
-// stalled clients hold every slot and the next client is not served.
-func TestControlStalledClientsWithoutTimeoutsBlock(t *testing.T) {
+// Even without any timeout, clients that connect and send nothing cannot
+// keep a newcomer out: it takes the place of the one idle the longest.
+func TestControlIdleClientsMakeRoom(t *testing.T) {
 	lim := testLimits()
-	lim.maxConns, lim.readHeader, lim.read = 2, 0, 0
+	lim.maxConns, lim.readHeader, lim.read, lim.idle = 2, 0, 0, 0
 	s := startServer(t, newFake(), lim)
+	var idle []net.Conn
 	for range lim.maxConns {
 		c, err := net.Dial("unix", s.path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		idle = append(idle, c)
+	}
+	if code, _ := s.call(t, "GET", "/v1/health", nil); code != 200 {
+		t.Fatalf("health with every slot held by an idle client: %d", code)
+	}
+	idle[0].SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound, not an expectation
+	if n, err := idle[0].Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("the oldest idle client was not closed to make room: %d, %v", n, err)
+	}
+}
+
+// The negative control of TestControlIdleClientsMakeRoom: a client in the
+// middle of a request is never cut off to make room, so without the header
+// timeout, clients stalled mid-request hold every slot and the next client
+// waits.
+func TestControlBusyClientsAreNotCutOff(t *testing.T) {
+	lim := testLimits()
+	lim.maxConns, lim.readHeader, lim.read = 2, 0, 0
+	s := startServer(t, newFake(), lim)
+	var busy []net.Conn
+	for range lim.maxConns {
+		c, err := net.Dial("unix", s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET /v1/status HTTP/1.1\r\nHost: x\r\n")) // never finished
+		busy = append(busy, c)
 	}
 	hc := unixHTTP(s.path)
-	hc.Timeout = time.Second
+	hc.Timeout = 3 * lim.minIdle
 	resp, err := hc.Get("http://rotini/v1/health")
 	if err == nil {
 		resp.Body.Close()
-		t.Fatal("served with every slot held by a stalled client: the stalled-client test proves nothing")
+		t.Fatal("served with every slot held by a client mid-request: one was cut off")
+	}
+	for _, c := range busy {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a client mid-request was closed: %v", err)
+		}
+	}
+}
+
+// A socket whose file was removed is made again by Recreate; one still in
+// place is left alone, and a connection open on the old socket is served
+// to its end.
+func TestControlRecreate(t *testing.T) {
+	s := startServer(t, newFake(), testLimits())
+	if made, err := s.Recreate(); made || err != nil {
+		t.Fatalf("Recreate with the socket in place: %t, %v", made, err)
+	}
+	old, err := net.Dial("unix", s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	oldR := bufio.NewReader(old)
+	get := func(close bool) (int, error) {
+		req, _ := http.NewRequest("GET", "http://rotini/v1/health", nil)
+		req.Close = close
+		if err := req.Write(old); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(oldR, req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(false); code != 200 {
+		t.Fatalf("health on a kept-alive connection: %d, %v", code, err)
+	}
+	if err := os.Remove(s.path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Dial("unix", s.path); err == nil {
+		t.Fatal("the removed socket still answers: the test proves nothing")
+	}
+	if made, err := s.Recreate(); !made || err != nil {
+		t.Fatalf("Recreate after removal: %t, %v", made, err)
+	}
+	if code, _ := s.call(t, "GET", "/v1/health", nil); code != 200 {
+		t.Errorf("health on the re-created socket: %d", code)
+	}
+	if code, err := get(true); code != 200 {
+		t.Errorf("the kept-alive connection of the old socket: %d, %v", code, err)
+	}
+	s.Close()
+	if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Close left the re-created socket: %v", err)
 	}
 }

@@ -53,6 +53,7 @@ type generation struct {
 	// port (an app that binds $PORT cannot share it with a sibling).
 	ports     map[int]map[string]int
 	workers   map[int]*worker
+	launched  int // worker slots 0…launched-1 were started (see AppOptions.Batch)
 	state     genState
 	ready     bool
 	timedOut  bool // readiness timeout passed (initial generation only)
@@ -85,6 +86,7 @@ type reloadReq struct {
 	reply    chan<- Result
 	progress chan<- Event
 	why      string
+	fail     string // the reload cannot happen: answer with this reason
 }
 
 // Event is one step of a reload, streamed to `rotini reload --wait`.
@@ -170,6 +172,17 @@ type app struct {
 	relays map[string]*proxy.Relay
 	ports  *proxy.Ports
 	scaled *scaling // nil unless scaled since the config was read
+	// lastStartErr is the last worker that could not be started, for
+	// status: its cause is otherwise only in the log.
+	lastStartErr *StartError
+}
+
+// StartError says why a worker could not be started.
+type StartError struct {
+	Time       time.Time `json:"time"`
+	Generation int       `json:"generation"`
+	Worker     int       `json:"worker"`
+	Error      string    `json:"error"`
 }
 
 func newApp(m *Manager, o AppOptions) *app {
@@ -347,11 +360,38 @@ func (a *app) startWorkers(g *generation) {
 	} else {
 		a.log.Info("generation starting", "generation", g.num, "workers", g.o.Workers)
 	}
-	for i := 0; i < g.o.Workers; i++ {
-		a.spawn(g, i, 0)
-	}
 	if g.o.Ready.Timeout > 0 {
 		g.readyTimer = a.after(g.o.Ready.Timeout, evReadyTimeout{g})
+	}
+	a.nextBatch(g)
+}
+
+// nextBatch starts the generation's next batch of workers once every worker
+// started so far is ready: a batch that cannot get ready stops the start
+// there, and never has more than Batch workers booting at once.
+func (a *app) nextBatch(g *generation) {
+	if g.state == draining || g.launched >= g.o.Workers {
+		return
+	}
+	for i := 0; i < g.launched; i++ {
+		if w := g.workers[i]; w == nil || w.state != ready {
+			return
+		}
+	}
+	from, to := g.launched, g.o.Workers
+	if b := g.o.Batch; b > 0 && from+b < to {
+		to = from + b
+	}
+	// Recorded before spawning: a worker that is ready at once comes back
+	// here through checkWorker, and must see this batch as started.
+	g.launched = to
+	if from > 0 || to < g.o.Workers {
+		a.log.Info("batch starting", "generation", g.num, "workers", fmt.Sprintf("%d-%d", from, to-1), "of", g.o.Workers)
+	}
+	for i := from; i < to; i++ {
+		if _, taken := g.workers[i]; !taken {
+			a.spawn(g, i, 0)
+		}
 	}
 }
 
@@ -506,6 +546,13 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	var exit <-chan reaper.Exit
 	if err == nil {
 		pid, exit, err = a.m.o.Reaper.Start(spec.path, spec.argv, spec.attr)
+		if p := spec.pipes; p != nil {
+			if err != nil {
+				p.failed()
+			} else {
+				p.started(fmt.Sprintf("%s/%d/%d | ", a.o.Name, g.num, index), &a.m.outputs)
+			}
+		}
 	}
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
@@ -514,8 +561,9 @@ func (a *app) spawn(g *generation, index, restarts int) {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = 127
 		}
-		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
+		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
 		g.workers[index] = w
+		a.lastStartErr = &StartError{Time: w.started, Generation: g.num, Worker: index, Error: err.Error()}
 		// Reported like a worker that died at once, through the loop, so
 		// that the caller finishes what it was doing first.
 		go a.send(evExit{w, reaper.Exit{Status: unix.WaitStatus(code << 8)}})
@@ -636,6 +684,7 @@ func (a *app) checkWorker(w *worker) {
 		a.emit(Event{Kind: "worker-ready", Generation: w.gen.num, Ready: n, Total: w.gen.o.Workers,
 			Message: fmt.Sprintf("ready %d/%d in %s", n, w.gen.o.Workers, time.Since(w.gen.started).Round(time.Millisecond))})
 	}
+	a.nextBatch(w.gen)
 	a.checkGeneration(w.gen)
 }
 
@@ -743,15 +792,23 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 	case w.state == stopping:
 		// scaled down
 	case a.rot != nil && a.rot.next == g && g != a.serving:
-		a.rollback(fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+		a.rollback(w.failure(e))
 	case a.stopping:
 	default:
 		if a.rot != nil && a.rot.next == g {
 			// restart mode: nothing to roll back to; report and carry on.
-			a.finish(false, fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+			a.finish(false, w.failure(e))
 		}
 		a.crashed(g, w, e)
 	}
+}
+
+// failure says how a worker of a generation being started failed.
+func (w *worker) failure(e reaper.Exit) string {
+	if w.startErr != nil {
+		return fmt.Sprintf("worker %d of generation %d could not start: %v", w.index, w.gen.num, w.startErr)
+	}
+	return fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, w.gen.num, e.String())
 }
 
 // crashed replaces a dead worker of the serving generation with backoff, or

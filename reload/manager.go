@@ -27,6 +27,7 @@ type Manager struct {
 	notify  *notifyServer
 	doneC   chan int
 	appDone chan appDone
+	outputs outputs // prefixed worker output
 
 	mu      sync.Mutex
 	workers map[int]func(notifyMsg) // pid -> notify handler
@@ -303,15 +304,23 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 	}
 	var opts map[string]*AppOptions
 	if m.o.Reconfigure != nil {
-		apps, err := m.o.Reconfigure()
+		apps, notes, err := m.o.Reconfigure()
 		if err != nil {
-			m.o.Log.Error("reload: config invalid, keeping the running config", "error", err)
+			m.o.Log.Error("reload refused, keeping the running config", "error", err)
+			// Through each app's loop, which knows the generation that
+			// goes on serving.
 			for _, a := range targets {
-				if reply != nil {
-					reply <- Result{App: a.o.Name, Reason: "config invalid: " + err.Error()}
-				}
+				a.send(reloadReq{reply: reply, progress: progress, fail: err.Error()})
 			}
 			return
+		}
+		if progress != nil {
+			for _, n := range notes {
+				select {
+				case progress <- Event{Time: time.Now(), App: "rotini", Kind: "note", Message: n}:
+				default:
+				}
+			}
 		}
 		opts = map[string]*AppOptions{}
 		for i := range apps {
@@ -425,12 +434,15 @@ type AppStatus struct {
 	Generations []GenerationStatus `json:"generations"`
 	LastReload  *Result            `json:"last_reload,omitempty"`
 	Watch       *watch.State       `json:"watch,omitempty"`
+	// LastStartError is the last worker that could not be started at all
+	// (command not found, a missing dir, an unset env.NAME).
+	LastStartError *StartError `json:"last_start_error,omitempty"`
 }
 
 type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
-	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last}
+	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
 	if w := a.watcher.Load(); w != nil {
 		st := w.State()
 		s.Watch = &st

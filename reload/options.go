@@ -81,6 +81,14 @@ type AppOptions struct {
 	// relay each connection to the serving generation's loopback port,
 	// for apps that can only listen on $PORT.
 	Proxy *ProxyOptions
+	// Batch is how many workers of a new generation start at once; each
+	// further batch starts when every worker started so far is ready. 0
+	// starts them all at once. Ready.Timeout bounds the whole generation.
+	Batch int
+	// LogPrefix passes the workers' stdout and stderr through rotini,
+	// each line prefixed with app/generation/worker (see output.go); else
+	// workers write to rotini's stdout and stderr directly.
+	LogPrefix bool
 	// Watch, when not nil, reloads the app when its files change. Log and
 	// OnChange are set by the Manager. Changes to it on reload take effect
 	// when rotini restarts.
@@ -103,9 +111,10 @@ type Options struct {
 	Sockets sockets.Authority
 	Apps    []AppOptions
 	// Reconfigure re-reads the config on reload. It returns the apps'
-	// new options, or an error that makes the reload fail with the old
-	// config kept. Nil means the options never change.
-	Reconfigure func() ([]AppOptions, error)
+	// new options and notes on what it could not apply (shown to `reload
+	// --wait`), or an error that makes the reload fail with the old config
+	// kept. Nil means the options never change.
+	Reconfigure func() ([]AppOptions, []string, error)
 	// RuntimeDir holds the notify socket.
 	RuntimeDir string
 	// Env is the base environment of every worker.

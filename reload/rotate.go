@@ -10,9 +10,20 @@ import (
 // requestReload queues a reload; requests that arrive while one runs
 // coalesce into a single further reload.
 func (a *app) requestReload(r reloadReq) {
-	if a.stopping {
+	if a.stopping && r.fail == "" {
+		r.fail = "rotini is stopping"
+	}
+	if r.fail != "" {
+		res := Result{App: a.o.Name, Generation: a.serving.num, Reason: r.fail}
+		msg := fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)
+		if a.stopping {
+			msg = "failed: " + r.fail // nothing goes on serving
+		}
+		if r.progress != nil {
+			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "failed", Generation: res.Generation, Message: msg})
+		}
 		if r.reply != nil {
-			r.reply <- Result{App: a.o.Name, Reason: "rotini is stopping"}
+			r.reply <- res
 		}
 		return
 	}
@@ -130,8 +141,11 @@ func (a *app) beforeReloadDone(rot *rotation, err error) {
 		a.finish(false, fmt.Sprintf("generation %d: %v", rot.next.num, err))
 		return
 	}
-	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers,
-		Message: fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)})
+	msg := fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)
+	if b := rot.next.o.Batch; b > 0 && b < rot.next.o.Workers {
+		msg = fmt.Sprintf("starting generation %d (%d workers, %d at a time)", rot.next.num, rot.next.o.Workers, b)
+	}
+	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers, Message: msg})
 	a.startWorkers(rot.next)
 }
 
@@ -226,8 +240,11 @@ func (a *app) scale(n int) {
 		if g == nil || g.state == draining {
 			continue
 		}
+		if g.launched >= g.o.Workers {
+			g.launched = n // fully started: the new slots start now
+		}
 		g.o.Workers = n
-		for i := 0; i < n; i++ {
+		for i := 0; i < min(n, g.launched); i++ {
 			if _, ok := g.workers[i]; !ok {
 				a.spawn(g, i, 0)
 			}
@@ -242,6 +259,7 @@ func (a *app) scale(n int) {
 				a.after(g.o.StopTimeout, evKillWorker{w})
 			}
 		}
+		a.nextBatch(g)
 		a.checkGeneration(g)
 	}
 }

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,6 +39,9 @@ type worker struct {
 	aged     bool // alive for MinUptime
 	cancel   chan struct{}
 	restarts int // how many workers this slot had before this one
+	// startErr is why the worker never ran (pid 0): its exit status is a
+	// shell's 126/127, which alone hides the cause.
+	startErr error
 }
 
 func (w *worker) String() string {
@@ -46,9 +50,10 @@ func (w *worker) String() string {
 
 // spawnSpec is everything needed to start one worker process.
 type spawnSpec struct {
-	path string
-	argv []string
-	attr *syscall.ProcAttr
+	path  string
+	argv  []string
+	attr  *syscall.ProcAttr
+	pipes *workerPipes // with LogPrefix
 }
 
 // buildSpawn evaluates the app's command for one worker and prepares its
@@ -87,6 +92,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	if g.dir != "" {
 		dir = g.dir // the generation pinned its directory when it started
 	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	env := mergeEnv(a.m.o.Env, extraEnv)
 	env = setEnv(env, "ROTINI_APP", a.o.Name)
 	env = setEnv(env, "ROTINI_GENERATION", strconv.Itoa(g.num))
@@ -115,12 +123,42 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		sys.Credential = cred
 	}
 	s := &spawnSpec{path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
+	if g.o.LogPrefix {
+		p, err := newWorkerPipes()
+		if err != nil {
+			return nil, err
+		}
+		s.pipes = p
+		files[1], files[2] = p.outW.Fd(), p.errW.Fd()
+	}
 	if len(files) > 3 {
 		s.attr.Env = append(s.attr.Env, ShimEnv+"=1")
 		s.argv = shimArgv(path, argv)
 		s.path = shimPath
 	}
 	return s, nil
+}
+
+// checkDir names what is wrong with a worker's directory, which chdir in
+// the child would report as a bare "no such file or directory".
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("dir %s is not a directory", dir)
+		}
+		return nil
+	}
+	if target, lerr := os.Readlink(dir); lerr == nil {
+		return fmt.Errorf("dir %s is a symlink to %s, which does not exist", dir, target)
+	}
+	if u := errors.Unwrap(err); u != nil {
+		err = u // the PathError would repeat "stat" and the path
+	}
+	return fmt.Errorf("dir %s: %w", dir, err)
 }
 
 // lookPath resolves a command the way a shell started in dir would.

@@ -283,16 +283,6 @@ func listenSockets(t *testing.T, port int) int {
 	return n
 }
 
-// countFDs counts the open file descriptors of pid.
-func countFDs(t *testing.T, pid int) int {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestSteerThousandRotations: 1,000 rotations back to back under load lose
 // nothing. Every 100 rotations, once the app has settled: every socket
 // that listens on the port is one rotini knows, and after one more reload
@@ -344,7 +334,7 @@ func TestSteerThousandRotations(t *testing.T) {
 		if socks := len(st.Listeners[0].Sockets); socks != 1 || listenSockets(t, port) != 1 {
 			t.Errorf("rotation %d: %d sockets in rotini's status, %d listening, want 1 for the one generation", i, socks, listenSockets(t, port))
 		}
-		fds := countFDs(t, pid)
+		fds := countFDs(pid)
 		if fds0 < 0 {
 			fds0 = fds
 		} else if fds > fds0 {

@@ -313,6 +313,7 @@ func (w *Watcher) rootGone(r *root) {
 		r.reason = "the directory was removed or moved"
 		w.log.Warn("watched directory removed or moved; polling for it", "path", r.path)
 		w.startPolling(r)
+		r.retry = true
 	} else {
 		r.reason = "the directory was removed or moved (poll is off)"
 		w.log.Warn("watched directory removed or moved and poll is off; its changes will be missed", "path", r.path)
@@ -361,6 +362,7 @@ func (w *Watcher) inotifyFailed(err error) {
 		if !r.poll {
 			r.reason = reason
 			w.startPolling(r)
+			r.retry = true // the limit may be raised, or watches freed
 		}
 	}
 	w.publish()

@@ -79,6 +79,8 @@ type Options struct {
 	// addWatch, when set, is called before each inotify watch is added;
 	// an error it returns is taken as the add's error. For tests.
 	addWatch func(dir string) error
+	// retryEvery replaces DefaultRetryEvery. For tests.
+	retryEvery time.Duration
 }
 
 // Change is one debounced burst of changes.
@@ -108,6 +110,7 @@ type root struct {
 	file    bool   // a single file: its directory is watched, only it counts
 	trigger string // in trigger mode, the trigger's path relative to real
 	poll    bool
+	retry   bool   // polled until inotify works again (see retryInotify)
 	reason  string // why polled (or why inotify is doubtful)
 	snap    *snapshot
 }
@@ -429,10 +432,13 @@ func (w *Watcher) run() {
 		w.handle(ev)
 	}
 	w.pending = nil
-	var ticker *time.Ticker
+	var ticker, retryTicker *time.Ticker
 	defer func() {
 		if ticker != nil {
 			ticker.Stop()
+		}
+		if retryTicker != nil {
+			retryTicker.Stop()
 		}
 	}()
 	for {
@@ -448,6 +454,17 @@ func (w *Watcher) run() {
 			}
 			tick = ticker.C
 		}
+		var retry <-chan time.Time
+		if w.retrying() {
+			if retryTicker == nil {
+				every := w.o.retryEvery
+				if every <= 0 {
+					every = DefaultRetryEvery
+				}
+				retryTicker = time.NewTicker(every)
+			}
+			retry = retryTicker.C
+		}
 		select {
 		case <-w.done:
 			return
@@ -461,6 +478,8 @@ func (w *Watcher) run() {
 			}
 		case <-tick:
 			w.pollOnce()
+		case <-retry:
+			w.retryInotify()
 		}
 	}
 }
