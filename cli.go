@@ -55,6 +55,7 @@ const usage = `usage:
   rotini scale [APP=]N                        set the number of workers
   rotini health                               exit 0 when every app serves a ready generation (HEALTHCHECK)
   rotini stop                                 stop gracefully, as TERM
+  rotini hold [--socket PATH]                 keep app containers' listeners across their replacement
   rotini version                              print the version
 
 reload, status, scale, health and stop talk to a running rotini on its
@@ -71,7 +72,7 @@ func (c *CLI) Run(args []string) int {
 	verb := "run"
 	if len(args) > 0 {
 		switch args[0] {
-		case "run", "check", "version", "reload", "status", "scale", "health", "stop":
+		case "run", "check", "version", "reload", "status", "scale", "health", "stop", "hold":
 			verb, args = args[0], args[1:]
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(c.Stdout, usage)
@@ -100,11 +101,13 @@ func (c *CLI) Run(args []string) int {
 		return c.health(args)
 	case "stop":
 		return c.stop(args)
+	case "hold":
+		return c.hold(args)
 	}
 	return c.run(args)
 }
 
-var verbs = []string{"run", "check", "reload", "status", "scale", "health", "stop", "version", "help"}
+var verbs = []string{"run", "check", "reload", "status", "scale", "health", "stop", "hold", "version", "help"}
 
 // mistypedVerb returns the verb that name is a typo of, when name is no
 // command rotini could run: `rotini statsu` would otherwise end in a bare

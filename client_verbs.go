@@ -278,7 +278,12 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 		}
 		for _, s := range l.Sockets {
 			who := "retired"
-			if s.Generation > 0 {
+			switch {
+			case s.Owner == "standby":
+				who = "standby (the holder's, for the next container)"
+			case s.Owner != "" && s.Generation > 0:
+				who = fmt.Sprintf("generation %d of %s", s.Generation, s.Owner)
+			case s.Generation > 0:
 				who = fmt.Sprintf("generation %d", s.Generation)
 			}
 			role := ""

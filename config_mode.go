@@ -15,6 +15,7 @@ import (
 
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
+	"github.com/rotini-dev/rotini/hold"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/reload"
@@ -82,10 +83,27 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 
 	warnStopGrace(log, cfg)
 
-	socks, err := sockets.NewLocal(log.Named("sockets"), socketSpecs(cfg))
-	if err != nil {
-		fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
-		return ExitInternal
+	var m *reload.Manager
+	var socks sockets.Authority
+	if path := holdSocket(cfg); path != "" {
+		specs, err := holdSpecs(cfg)
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
+			return ExitConfig
+		}
+		remote, err := hold.Dial(log.Named("hold"), path, tenantID(), specs, superseded(&m))
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+			return ExitInternal
+		}
+		socks = remote
+	} else {
+		local, err := sockets.NewLocal(log.Named("sockets"), socketSpecs(cfg))
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+			return ExitInternal
+		}
+		socks = local
 	}
 	defer socks.Close()
 	for _, l := range socks.Status() {
@@ -99,7 +117,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	r, stopReaper := c.startReaper(log)
 	defer stopReaper()
 	rc := &reconfigurer{log: log, path: o.config, flags: o, running: cfg}
-	m, err := reload.New(reload.Options{
+	m, err = reload.New(reload.Options{
 		Log:        log,
 		Reaper:     r,
 		Sockets:    socks,

@@ -55,7 +55,7 @@ func TestEveryConfigFieldReachesAnOption(t *testing.T) {
 			})
 		case "Listeners":
 			eachField(t, "Listener", reflect.ValueOf(&base.Listeners[0]).Elem(), func() any {
-				return listenerOptions(base.Listeners[0])
+				return socketSpecs(base)[0]
 			})
 		case "Control":
 			eachField(t, "Control", reflect.ValueOf(&base.Control).Elem(), func() any {
@@ -68,6 +68,13 @@ func TestEveryConfigFieldReachesAnOption(t *testing.T) {
 				l, f := logSettings(&runOptions{}, base.Log)
 				return [2]string{l, f}
 			})
+		case "Hold":
+			t.Setenv("ROTINI_HOLD", "")
+			before := holdSocket(base)
+			base.Hold = "/run/elsewhere/hold.sock"
+			if holdSocket(base) == before {
+				t.Errorf("config.Config.Hold reaches no option")
+			}
 		case "Rewrite":
 			before := mergeRewrites(nil, base.Rewrite)
 			base.Rewrite = map[unix.Signal]unix.Signal{unix.SIGUSR1: unix.SIGUSR2}
@@ -90,6 +97,33 @@ func eachField(t *testing.T, path string, v reflect.Value, options func() any) {
 			eachField(t, name, f, options)
 			continue
 		}
+		if f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct {
+			// An optional block: adding it must change something, and then
+			// so must each of its fields.
+			before := options()
+			saved := reflect.New(f.Type()).Elem()
+			saved.Set(f)
+			if f.IsNil() {
+				f.Set(reflect.New(f.Type().Elem()))
+			}
+			if saved.IsNil() && reflect.DeepEqual(before, options()) {
+				t.Errorf("config.%s reaches no option: adding it changes nothing rotini runs", name)
+			}
+			eachField(t, name, f.Elem(), options)
+			f.Set(saved)
+			continue
+		}
+		if v, ok := specialValues[v.Type().Field(i).Name]; ok {
+			before := options()
+			saved := reflect.New(f.Type()).Elem()
+			saved.Set(f)
+			f.Set(reflect.ValueOf(v))
+			if reflect.DeepEqual(before, options()) {
+				t.Errorf("config.%s reaches no option: changing it changes nothing rotini runs", name)
+			}
+			f.Set(saved)
+			continue
+		}
 		before := options()
 		saved := reflect.New(f.Type()).Elem()
 		saved.Set(f)
@@ -103,6 +137,10 @@ func eachField(t *testing.T, path string, v reflect.Value, options func() any) {
 		f.Set(saved)
 	}
 }
+
+// specialValues are fields whose values are checked at load, so that a
+// made-up value would be mapped to the default: they get a valid one.
+var specialValues = map[string]any{"ProxyProtocol": "v2"}
 
 // change sets f to a value different from the one it has; an expression
 // becomes a list when it is one.
@@ -150,7 +188,7 @@ func mustExpr(src string) hcl.Expression {
 // appSnapshot is everything an app's options say, with the spawn function
 // replaced by what it gives for a sample worker.
 func appSnapshot(t *testing.T, o reload.AppOptions) any {
-	argv, env, dir, err := o.Spawn(reload.SpawnVars{FDs: map[string]int{"http": 3}, Generation: 2, Worker: 1})
+	argv, env, dir, err := o.Spawn(reload.SpawnVars{FDs: map[string]int{"http": 3}, Ports: map[string]int{"http": 20000}, Generation: 2, Worker: 1})
 	if err != nil {
 		t.Fatalf("spawn: %v", err)
 	}

@@ -38,6 +38,7 @@ type Remote struct {
 	waiting map[uint64]chan result
 	socks   map[sockKey]*sockets.Listener
 	err     error // the connection ended
+	closing bool
 	holder  *HolderStatus
 }
 
@@ -88,7 +89,11 @@ func (r *Remote) read(superseded func(string)) {
 				w <- result{reply{Error: r.err.Error()}, -1}
 				delete(r.waiting, id)
 			}
+			closing := r.closing
 			r.mu.Unlock()
+			if closing {
+				return
+			}
 			r.log.Error("connection to the holder lost: the sockets this rotini has keep serving, but it cannot start a generation on a new one", "error", err)
 			return
 		}
@@ -262,6 +267,7 @@ func (r *Remote) Holder() *HolderStatus {
 // Close implements sockets.Authority.
 func (r *Remote) Close() {
 	r.mu.Lock()
+	r.closing = true
 	for k, l := range r.socks {
 		l.File.Close()
 		delete(r.socks, k)

@@ -139,7 +139,9 @@ type (
 		g   *generation
 		why string
 	}
-	evStop   struct{ fast bool }
+	// evStop stops the app; handoff: its serving generation receives no
+	// new connection already, and drains its queue before its stop signal.
+	evStop   struct{ fast, handoff bool }
 	evSignal struct{ sig unix.Signal }
 	// evScale sets the worker count, or changes it by delta when workers
 	// is 0 (TTIN/TTOU: relative to the count the app has when it handles
@@ -296,7 +298,7 @@ func (a *app) handle(ev any) {
 			a.stopGeneration(e.g, e.why)
 		}
 	case evStop:
-		a.stop(e.fast)
+		a.stop(e.fast, e.handoff)
 	case evSignal:
 		for _, g := range a.allGens() {
 			for _, w := range g.workers {

@@ -270,9 +270,25 @@ func (m *Manager) Signal(sig unix.Signal) {
 }
 
 // Stop drains every app.
+//
+// A graceful stop behind a holder first has the holder steer new
+// connections to its standby socket (for the container that replaces this
+// one); the serving generations then drain what their sockets queued
+// before they get their stop signal, as at a switch.
 func (m *Manager) Stop(fast bool) {
+	handoff := !fast && m.o.Sockets != nil && m.o.Sockets.Leave()
 	for _, a := range m.apps {
-		a.send(evStop{fast})
+		a.send(evStop{fast: fast, handoff: handoff})
+	}
+}
+
+// Supersede stops rotini gracefully because another rotini (a newer
+// container, behind the same holder) now serves its listeners: nothing new
+// reaches its generations, which drain what they have; it exits 0.
+func (m *Manager) Supersede(by string) {
+	m.o.Log.Info("superseded by a newer rotini: draining and stopping", "by", by)
+	for _, a := range m.apps {
+		a.send(evStop{handoff: true})
 	}
 }
 

@@ -197,7 +197,7 @@ func (a *app) finish(ok bool, reason string) {
 }
 
 // stop drains every generation; a fast stop makes a graceful one faster.
-func (a *app) stop(fast bool) {
+func (a *app) stop(fast, handoff bool) {
 	if a.stopping && (!fast || a.fast) {
 		return
 	}
@@ -213,6 +213,10 @@ func (a *app) stop(fast bool) {
 	}
 	a.pending, a.pendProg = nil, nil
 	for _, g := range gens {
+		if handoff && !a.fast && g == a.serving && g.state == serving {
+			a.handoff(g, "rotini is stopping")
+			continue
+		}
 		a.stopGeneration(g, "rotini is stopping")
 	}
 }

@@ -365,7 +365,7 @@ func TestCompactLosesNothing(t *testing.T) {
 						return
 					default:
 					}
-					c, err := net.DialTimeout("tcp", addr, time.Second)
+					c, err := net.DialTimeout("tcp", addr, 30*time.Second)
 					if err != nil {
 						t.Errorf("dial: %v", err)
 						return
