@@ -1,0 +1,198 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/control"
+)
+
+// Tests that rotini, as an init, cannot be wedged or killed by what happens
+// around it: a log reader that stops, signals that crash other programs, a
+// stopped child, the death of rotini itself.
+
+// stalled is a rotini whose stderr is a pipe that nobody reads until the
+// test calls drain: the stuck log shipper, or Docker's blocking log mode.
+type stalled struct {
+	*proc
+	errR *os.File
+}
+
+// startStalled starts rotini with args in mode m, its stderr a pipe of the
+// smallest size the kernel allows, left unread.
+func startStalled(t *testing.T, m runMode, args ...string) *stalled {
+	t.Helper()
+	if m == asPID1 {
+		requirePIDNamespace(t)
+	}
+	argv := rotiniArgv(m, args...)
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One page: the reader is "gone" after a few lines, not after 64 KiB.
+	if _, err := unix.FcntlInt(errW.Fd(), unix.F_SETPIPE_SZ, os.Getpagesize()); err != nil {
+		t.Fatalf("F_SETPIPE_SZ: %v", err)
+	}
+	p := &proc{
+		name:   filepath.Base(argv[0]),
+		cmd:    exec.Command(argv[0], argv[1:]...),
+		inNS:   argv[0] == "unshare",
+		exited: make(chan struct{}),
+		stderr: newLineStream(strings.NewReader("")),
+	}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = outW, errW
+	err = p.cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		t.Fatalf("start %q: %v", argv, err)
+	}
+	p.stdout = newLineStream(outR)
+	go func() {
+		p.cmd.Wait() // the test's own child: nothing else waits for it
+		p.state = p.cmd.ProcessState
+		close(p.exited)
+	}()
+	s := &stalled{proc: p, errR: errR}
+	t.Cleanup(func() {
+		if !p.hasExited() {
+			p.killTree()
+			<-p.exited
+		}
+		errR.Close()
+		if t.Failed() {
+			t.Logf("%s: %s\n%s", p.name, p.cmd.Args, p.transcript())
+		}
+	})
+	return s
+}
+
+// drain starts reading rotini's stderr, from the first line still in the
+// pipe.
+func (s *stalled) drain() { s.stderr = newLineStream(s.errR) }
+
+// floodSignals are forwarded by rotini in both modes and printed by the
+// test app; distinct, so a burst of them is not merged into one pending
+// signal.
+var floodSignals = []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, 35, 36, 37, 38, 39, 40}
+
+// flood sends bursts of floodSignals and waits for perSignal "signal" lines
+// of the workload for each, until rotini has logged well past the log
+// buffer's bound: at debug level each forwarded signal costs at least one
+// line of more than 60 bytes. On an init that blocks on its log, the
+// bursts stop being forwarded once the pipe is full, and this fails.
+func (s *stalled) flood(t *testing.T, perSignal int) {
+	t.Helper()
+	const bound = 256 << 10 // logsink.Bound
+	rounds := 2 * (bound + os.Getpagesize()) / (60 * len(floodSignals))
+	sig := regexp.MustCompile(`^signal `)
+	for i := 0; i < rounds; i++ {
+		for _, g := range floodSignals {
+			s.signal(t, g)
+		}
+		for range len(floodSignals) * perSignal {
+			s.waitLine(t, sig, waitDeadline)
+		}
+	}
+}
+
+// A log reader that stops reading never stalls rotini: with its stderr
+// full, rotini still forwards signals, reaps, answers its control socket,
+// and drains on TERM; lines that did not fit are dropped, and once the
+// reader reads again, one line says how many.
+func TestStalledLogReader(t *testing.T) {
+	t.Run("zero-config", func(t *testing.T) {
+		s := startStalled(t, asPID1, cmdline([]string{"--log-level", "debug"}, app("signals")...)...)
+		s.waitLine(t, "ready", waitDeadline)
+		s.flood(t, 1)
+		// The child still gets TERM, and its exit is reaped and reported.
+		s.signal(t, syscall.SIGTERM)
+		s.waitLine(t, "signal TERM", waitDeadline)
+		s.drain()
+		if code := s.wait(t, waitDeadline); code != 128+int(syscall.SIGTERM) {
+			t.Fatalf("rotini exited %d, want the child's %d", code, 128+int(syscall.SIGTERM))
+		}
+		checkDroppedLine(t, s)
+	})
+	t.Run("config", func(t *testing.T) {
+		dir := t.TempDir()
+		port := freeLoopbackPort(t)
+		cfg := filepath.Join(dir, "rotini.hcl")
+		if err := os.WriteFile(cfg, []byte(rigConfig(port, appSpec{Command: testappServe("--notify"), Workers: 1})), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(dir, "ctl.sock")
+		s := startStalled(t, subreaper, "--log-level", "debug", "--control", sock, "-c", cfg)
+		s.waitLine(t, "ready", startTimeout)
+		s.flood(t, 1)
+		if res := rotiniCLI(t, nil, "health", "--control", sock); res.code != 0 {
+			t.Fatalf("health with a stalled log reader: %s", res)
+		}
+		// A worker that dies is reaped and replaced.
+		old := workerPid(t, sock)
+		if err := unix.Kill(old, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		s.waitLine(t, "ready", startTimeout)
+		eventually(t, waitDeadline, "a new worker serves", func() (bool, string) {
+			pid := workerPid(t, sock)
+			return pid != old && pid != 0, fmt.Sprintf("worker pid %d", pid)
+		})
+		s.signal(t, syscall.SIGTERM)
+		s.waitLine(t, "draining", waitDeadline)
+		s.drain()
+		if code := s.wait(t, stopTimeout); code != 0 {
+			t.Fatalf("rotini exited %d after TERM, want 0", code)
+		}
+		checkDroppedLine(t, s)
+	})
+}
+
+// checkDroppedLine finds the line that stands for the dropped lines, with
+// a count above zero.
+func checkDroppedLine(t *testing.T, s *stalled) {
+	t.Helper()
+	line := s.waitStderrLine(t, regexp.MustCompile(`log lines dropped: .*\bdropped=[0-9]+`), waitDeadline)
+	if n, _ := strconv.Atoi(logField(line, "dropped")); n <= 0 {
+		t.Fatalf("dropped count: %q", line)
+	}
+}
+
+// workerPid is the pid of the serving generation's first worker, as
+// `rotini status --json` reports it (0 when there is none).
+func workerPid(t *testing.T, sock string) int {
+	t.Helper()
+	res := rotiniCLI(t, nil, "status", "--json", "--control", sock)
+	var st control.Status
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, res)
+	}
+	for _, a := range st.Apps {
+		for _, g := range a.Generations {
+			if g.Number == a.Serving {
+				for _, w := range g.Workers {
+					if w.State == "ready" {
+						return w.Pid
+					}
+				}
+			}
+		}
+	}
+	return 0
+}
