@@ -196,3 +196,46 @@ func workerPid(t *testing.T, sock string) int {
 	}
 	return 0
 }
+
+// Signals that crash or kill other Go programs when sent with kill(2) —
+// the synchronous fault signals, 32-34 (reserved by the C libraries and the
+// Go runtime) and PROF — are ordinary signals for rotini: forwarded to the
+// child like any other, and rotini lives on.
+func TestFaultAndReservedSignalsForwarded(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Parallel()
+			p := rotini(t, m, cmdline(nil, app("signals")...)...)
+			p.waitLine(t, "ready", waitDeadline)
+			for _, sig := range []syscall.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS} {
+				p.signal(t, sig)
+				p.waitLine(t, "signal "+strings.TrimPrefix(unix.SignalName(sig), "SIG"), waitDeadline)
+			}
+			p.signal(t, syscall.SIGTERM)
+			expectExited(t, p, 128+int(syscall.SIGTERM))
+		})
+		// The Go test app cannot see 32-34 (its runtime keeps them), so
+		// the child is sleep, which dies of them: rotini, alive, reports
+		// that as its own exit code.
+		for _, sig := range []syscall.Signal{32, 33, 34, unix.SIGPROF} {
+			t.Run(fmt.Sprintf("%s/%d", m, sig), func(t *testing.T) {
+				t.Parallel()
+				p := rotini(t, m, "--log-level", "info", "--", "sleep", "1000")
+				p.waitStderrLine(t, regexp.MustCompile(`rotini\.child: started`), waitDeadline)
+				p.signal(t, sig)
+				expectExited(t, p, 128+int(sig))
+			})
+		}
+	}
+}
+
+// expectExited waits for rotini to exit by itself (not killed by a signal)
+// with code.
+func expectExited(t *testing.T, p *proc, code int) {
+	t.Helper()
+	got := p.wait(t, waitDeadline)
+	ws, _ := p.state.Sys().(syscall.WaitStatus)
+	if got != code || !ws.Exited() {
+		t.Fatalf("rotini: %v (code %d), want an exit with code %d", p.state, got, code)
+	}
+}
