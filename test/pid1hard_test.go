@@ -239,3 +239,42 @@ func expectExited(t *testing.T, p *proc, code int) {
 		t.Fatalf("rotini: %v (code %d), want an exit with code %d", p.state, got, code)
 	}
 }
+
+// With `stty tostop`, a write to the terminal from outside its foreground
+// group raises SIGTTOU. rotini, whose child holds the foreground, must
+// still be able to log (tini ignores TTOU for itself): here the warning
+// that precedes the SIGKILL of a child that ignores TERM. rotini runs under
+// a job-control shell, as from an interactive one: its process group is
+// then not orphaned, so the kernel sends SIGTTOU rather than failing the
+// write with EIO, and a rotini that catches SIGTTOU restarts the write
+// forever and never sends the SIGKILL.
+func TestLogToTerminalWithTostop(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Parallel()
+			if m == asPID1 {
+				requirePIDNamespace(t)
+			}
+			argv := rotiniArgv(m, cmdline([]string{"--stop-timeout", "1s"},
+				"sh", "-c", `stty tostop && exec "$0" "$@"`, testappBin, "signals", "--ignore", "TERM")...)
+			p := start(t, procOptions{pty: true}, append([]string{"sh", "-c", `set -m; "$@"; echo "rotini exited $?"`, "sh"}, argv...)...)
+			p.waitLine(t, "ready", waitDeadline)
+			var pid int
+			eventually(t, waitDeadline, "rotini runs", func() (bool, string) {
+				for _, d := range descendants(p.cmd.Process.Pid) {
+					if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", d)); exe == rotiniBin {
+						pid = d
+						return true, ""
+					}
+				}
+				return false, "no rotini among the shell's descendants"
+			})
+			if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			p.waitLine(t, "signal TERM", waitDeadline)
+			p.waitLine(t, regexp.MustCompile(`stop timeout: killing`), waitDeadline)
+			p.waitLine(t, fmt.Sprintf("rotini exited %d", 128+int(syscall.SIGKILL)), waitDeadline)
+		})
+	}
+}
