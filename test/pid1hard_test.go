@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/control"
+	"github.com/rotini-dev/rotini/reload"
 )
 
 // Tests that rotini, as an init, cannot be wedged or killed by what happens
@@ -174,27 +175,37 @@ func checkDroppedLine(t *testing.T, s *stalled) {
 	}
 }
 
-// workerPid is the pid of the serving generation's first worker, as
+// workerPid is the pid of the serving generation's first ready worker, as
 // `rotini status --json` reports it (0 when there is none).
 func workerPid(t *testing.T, sock string) int {
+	t.Helper()
+	for _, w := range servingWorkers(t, sock) {
+		if w.State == "ready" {
+			return w.Pid
+		}
+	}
+	return 0
+}
+
+// servingWorkers are the workers of the serving generation, by index.
+func servingWorkers(t *testing.T, sock string) map[int]reload.WorkerStatus {
 	t.Helper()
 	res := rotiniCLI(t, nil, "status", "--json", "--control", sock)
 	var st control.Status
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, res)
 	}
+	ws := map[int]reload.WorkerStatus{}
 	for _, a := range st.Apps {
 		for _, g := range a.Generations {
 			if g.Number == a.Serving {
 				for _, w := range g.Workers {
-					if w.State == "ready" {
-						return w.Pid
-					}
+					ws[w.Index] = w
 				}
 			}
 		}
 	}
-	return 0
+	return ws
 }
 
 // Signals that crash or kill other Go programs when sent with kill(2) —
@@ -277,4 +288,64 @@ func TestLogToTerminalWithTostop(t *testing.T) {
 			p.waitLine(t, fmt.Sprintf("rotini exited %d", 128+int(syscall.SIGKILL)), waitDeadline)
 		})
 	}
+}
+
+// stopProcess SIGSTOPs pid and waits until the kernel shows it stopped.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitDeadline, fmt.Sprintf("pid %d is stopped", pid), func() (bool, string) {
+		st, err := readStat(pid)
+		return err == nil && st.state == 'T', fmt.Sprintf("%+v %v", st, err)
+	})
+}
+
+// A stopped child or worker (SIGSTOP) still drains on a stop: rotini sends
+// SIGCONT after the stop signal, so the stop signal is handled now rather
+// than left pending until the SIGKILL of the stop timeout.
+func TestStoppedChildDrains(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run("zero-config/"+m.String(), func(t *testing.T) {
+			t.Parallel()
+			p := startSignals(t, m, nil)
+			kids := children(p.target(t))
+			if len(kids) != 1 {
+				t.Fatalf("rotini has children %v, want one", kids)
+			}
+			stopProcess(t, kids[0])
+			p.signal(t, syscall.SIGTERM)
+			p.waitLine(t, "signal TERM", waitDeadline)
+			// 143: the child's own exit on TERM; the SIGKILL of the stop
+			// timeout (10 s) would make it 137.
+			expectExited(t, p, 128+int(syscall.SIGTERM))
+		})
+	}
+	t.Run("config", func(t *testing.T) {
+		t.Parallel()
+		r := startControlRig(t)
+		r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+		ws := servingWorkers(t, r.sock)
+		if len(ws) != 2 {
+			t.Fatalf("workers: %+v", ws)
+		}
+		for _, w := range ws {
+			stopProcess(t, w.Pid)
+		}
+		// Scaling down stops worker 1, the stop of rotini worker 0: each
+		// drains ("drained") instead of being killed at the stop timeout.
+		if res := r.ctl("scale", "1"); res.code != 0 {
+			t.Fatalf("scale 1: %s", res)
+		}
+		r.p.waitLine(t, "drained", stopTimeout)
+		eventually(t, waitDeadline, "worker 1 is gone", func() (bool, string) {
+			return !alive(ws[1].Pid), fmt.Sprintf("pid %d", ws[1].Pid)
+		})
+		r.signal(syscall.SIGTERM)
+		r.p.waitLine(t, "drained", stopTimeout)
+		if code := r.p.wait(t, stopTimeout); code != 0 {
+			t.Fatalf("rotini exited %d after TERM, want 0", code)
+		}
+	})
 }
