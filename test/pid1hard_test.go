@@ -349,3 +349,36 @@ func TestStoppedChildDrains(t *testing.T) {
 		}
 	})
 }
+
+// A SIGKILLed rotini that is not PID 1 (the OOM killer, a host supervisor,
+// `docker run --init`) takes its workers with it, so the next rotini can
+// bind the same port. The workers killed here were started by a reload,
+// long after start-up: every fork must come from the thread that lives as
+// long as rotini, since the kernel's parent-death signal follows the
+// forking thread.
+func TestWorkersDieWithKilledRotini(t *testing.T) {
+	r := startControlRig(t)
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if line, ok := r.hupAndWait(1); !ok {
+		t.Fatalf("reload: %s", line)
+	}
+	ws := servingWorkers(t, r.sock)
+	if len(ws) != 2 {
+		t.Fatalf("workers: %+v", ws)
+	}
+	t.Cleanup(func() {
+		for _, w := range ws {
+			unix.Kill(w.Pid, unix.SIGKILL)
+		}
+	})
+	r.signal(syscall.SIGKILL)
+	r.p.wait(t, waitDeadline)
+	for _, w := range ws {
+		eventually(t, waitDeadline, fmt.Sprintf("worker %d (pid %d) is gone", w.Index, w.Pid), func() (bool, string) {
+			st, err := readStat(w.Pid)
+			return !alive(w.Pid), fmt.Sprintf("%+v %v", st, err)
+		})
+	}
+	next := startRig(t, r.port, rigConfig(r.port, appSpec{Command: testappServe("--notify")}))
+	next.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+}
