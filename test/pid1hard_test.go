@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -381,4 +382,45 @@ func TestWorkersDieWithKilledRotini(t *testing.T) {
 	}
 	next := startRig(t, r.port, rigConfig(r.port, appSpec{Command: testappServe("--notify")}))
 	next.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+}
+
+// The notify directory of a rotini that was SIGKILLed stays in the shared
+// runtime directory; the next rotini removes it at start, and leaves those
+// of live rotinis alone.
+func TestStaleNotifyDirRemoved(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: rotini keeps its sockets in /run/rotini only as root")
+	}
+	notifyDir := func(r *ctlRig) string {
+		ws := servingWorkers(t, r.sock)
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", ws[0].Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+				return filepath.Dir(v)
+			}
+		}
+		t.Fatalf("worker %d has no NOTIFY_SOCKET", ws[0].Pid)
+		return ""
+	}
+	live := startControlRig(t)
+	live.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	dead := startControlRig(t)
+	dead.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	liveDir, deadDir := notifyDir(live), notifyDir(dead)
+	dead.signal(syscall.SIGKILL)
+	dead.p.wait(t, waitDeadline)
+	if _, err := os.Stat(deadDir); err != nil {
+		t.Fatalf("the dead rotini's notify directory should still be there: %v", err)
+	}
+	next := startControlRig(t)
+	next.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	if _, err := os.Stat(deadDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s of the SIGKILLed rotini is still there: %v", deadDir, err)
+	}
+	if _, err := os.Stat(liveDir); err != nil {
+		t.Errorf("%s of a running rotini was removed: %v", liveDir, err)
+	}
 }
