@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/sigstate"
 )
 
 // SignalBase is added to a signal number to form the exit code of a process
@@ -82,6 +84,9 @@ func SetSubreaper() error {
 // rotini (see forkThread).
 func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan Exit, error) {
 	a := *attr
+	// The signal state rotini inherited (ignored HUP under nohup, …),
+	// through a shim when there is some to restore.
+	path, argv, a.Env = sigstate.Wrap(path, argv, a.Env)
 	sys := syscall.SysProcAttr{}
 	if a.Sys != nil {
 		sys = *a.Sys

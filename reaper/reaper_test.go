@@ -12,7 +12,17 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/sigstate"
 )
+
+// TestMain lets this test binary act as the signal shim: processes are
+// started through /proc/self/exe, the test binary, when the test inherited
+// ignored or blocked signals (see package sigstate).
+func TestMain(m *testing.M) {
+	sigstate.ExecShimIfAsked()
+	os.Exit(m.Run())
+}
 
 // A started process gets PR_SET_PDEATHSIG, which the kernel fires when the
 // thread that forked it exits. Start is called here from a goroutine that

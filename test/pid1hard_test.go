@@ -424,3 +424,106 @@ func TestStaleNotifyDirRemoved(t *testing.T) {
 		t.Errorf("%s of a running rotini was removed: %v", liveDir, err)
 	}
 }
+
+// `nohup rotini -- app`: the app inherits rotini's ignored HUP, as under
+// tini, so a HUP forwarded to it does not kill it.
+func TestNohupChildIgnoresHUP(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Parallel()
+			args := []string{rotiniBin, "--log-level", "debug", "--", "sh", "-c", "echo ready; exec sleep 1000"}
+			var p *proc
+			if m == asPID1 {
+				requirePIDNamespace(t)
+				p = start(t, procOptions{}, unshareArgv(append([]string{"nohup"}, args...)...)...)
+			} else {
+				p = start(t, procOptions{}, append([]string{"nohup"}, args...)...)
+			}
+			p.waitLine(t, "ready", waitDeadline)
+			p.signal(t, syscall.SIGHUP)
+			p.waitStderrLine(t, regexp.MustCompile(`forwarded signal: .*signal=SIGHUP`), waitDeadline)
+			p.signal(t, syscall.SIGTERM)
+			// 143: sleep lived through the HUP and died of the TERM.
+			expectExited(t, p, 128+int(syscall.SIGTERM))
+		})
+	}
+}
+
+// Every process rotini starts — the zero-config child, workers with and
+// without sockets, exec probes, before_reload — gets the ignored signals
+// rotini inherited (here HUP and TTOU, as a shell's `trap "" HUP TTOU` leaves them),
+// and the blocked ones (here USR1 and WINCH; these passed before too, since
+// the forking thread's mask carries them, but now the shim sets the mask
+// explicitly and must not lose them).
+func TestChildrenInheritSignalState(t *testing.T) {
+	const (
+		wantIgn = 1<<(syscall.SIGHUP-1) | 1<<(syscall.SIGTTOU-1)
+		wantBlk = 1<<(syscall.SIGUSR1-1) | 1<<(syscall.SIGWINCH-1)
+	)
+	// launch runs argv with HUP and TTOU ignored and USR1 and WINCH
+	// blocked; python3 execs, keeping the pid.
+	launch := func(argv ...string) []string {
+		return append([]string{"python3", "-c", `import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGWINCH])
+os.execv(sys.argv[1], sys.argv[1:])`}, argv...)
+	}
+	// report prints "WHO ign=X blk=Y" from /proc/self/status.
+	report := func(who string) string {
+		return fmt.Sprintf(`echo "%s $(grep -E '^Sig(Ign|Blk)' /proc/self/status | tr -d '\t' | tr '\n' ' ')"`, who)
+	}
+	check := func(t *testing.T, p *proc, who string) {
+		t.Helper()
+		line, _, err := nthMatch(p.stdout, regexp.MustCompile("^"+who+" "), 1, startTimeout)
+		if err != nil {
+			t.Fatalf("no line from the %s: %v\n%s", who, err, p.transcript())
+		}
+		var blk, ign uint64
+		if _, err := fmt.Sscanf(line, who+" SigBlk:%x SigIgn:%x", &blk, &ign); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		// At least these: the test itself may run with more ignored
+		// (a background job of a shell ignores INT and QUIT).
+		if blk&wantBlk != wantBlk || ign&wantIgn != wantIgn {
+			t.Errorf("%s: blocked %x ignored %x, want at least blocked %x ignored %x", who, blk, ign, uint64(wantBlk), uint64(wantIgn))
+		}
+	}
+	t.Run("zero-config", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, procOptions{}, launch(rotiniBin, "--", "sh", "-c", report("child"))...)
+		check(t, p, "child")
+		p.wait(t, waitDeadline)
+	})
+	t.Run("config", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		port := freeLoopbackPort(t)
+		cfg := filepath.Join(dir, "rotini.hcl")
+		serve := []string{"sh", "-c", report("worker") + `; exec "$0" serve --notify`, testappBin}
+		config := rigConfig(port, appSpec{
+			Command: serve, Workers: 1,
+			Extra: []string{`before_reload = ["sh", "-c", ` + hclString(report("before_reload")) + `]`},
+			Ready: []string{`notify = true`, `exec = ["sh", "-c", ` + hclString(report("probe")) + `]`, `timeout = "10s"`},
+		}) + `
+app "plain" {
+  command = ["sh", "-c", ` + hclString(report("plain")+"; exec sleep 1000") + `]
+}
+`
+		if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := start(t, procOptions{}, launch(rotiniBin, "--control", filepath.Join(dir, "ctl.sock"), "-c", cfg)...)
+		for _, who := range []string{"worker", "probe", "plain"} {
+			check(t, p, who)
+		}
+		p.waitStderrLine(t, regexp.MustCompile(`rotini\.web: generation ready: generation=1\b`), startTimeout)
+		p.signal(t, syscall.SIGHUP)
+		check(t, p, "before_reload")
+		p.waitStderrLine(t, regexp.MustCompile(`rotini\.web: reload done`), reloadTimeout)
+		p.signal(t, syscall.SIGTERM)
+		if code := p.wait(t, stopTimeout); code != 0 {
+			t.Errorf("rotini exited %d after TERM, want 0", code)
+		}
+	})
+}
