@@ -125,10 +125,10 @@ func (c *Child) Signal(sig unix.Signal) {
 		return
 	}
 	if err := unix.Kill(-c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		c.o.Log.Warn("signal failed", "pgid", c.pid, "signal", unix.SignalName(sig), "error", err)
+		c.o.Log.Warn("signal failed", "pgid", c.pid, "signal", sigName(sig), "error", err)
 		return
 	}
-	c.o.Log.Debug("forwarded signal", "pgid", c.pid, "signal", unix.SignalName(sig))
+	c.o.Log.Debug("forwarded signal", "pgid", c.pid, "signal", sigName(sig))
 }
 
 // Stop begins a graceful or fast stop.

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/signame"
 )
 
 // Action is what rotini does with a signal it receives.
@@ -104,4 +106,14 @@ func Notify() (sigs, chld chan os.Signal) {
 	signal.Notify(sigs, all...)
 	notifyUncaught(sigs)
 	return sigs, chld
+}
+
+// sigName is sig's name for the log: "SIGTERM", or for the signals that
+// have no name in the platform's table, kill(1)'s with the prefix
+// ("SIGRTMIN+3", "SIG32").
+func sigName(sig unix.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "SIG" + signame.Name(sig)
 }

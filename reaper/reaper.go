@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/signame"
 	"github.com/rotini-dev/rotini/sigstate"
 )
 
@@ -39,7 +40,12 @@ func (e Exit) Code() int {
 
 func (e Exit) String() string {
 	if e.Status.Signaled() {
-		return fmt.Sprintf("killed by signal %s", unix.SignalName(e.Status.Signal()))
+		sig := e.Status.Signal()
+		name := unix.SignalName(sig)
+		if name == "" {
+			name = "SIG" + signame.Name(sig) // SIGRTMIN+3, SIG32
+		}
+		return fmt.Sprintf("killed by signal %s", name)
 	}
 	return fmt.Sprintf("exit status %d", e.Status.ExitStatus())
 }
