@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	pid1 "github.com/rotini-dev/rotini/init"
+	"github.com/rotini-dev/rotini/logsink"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/signame"
 )
@@ -186,12 +188,28 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 	if format != "text" && format != "json" {
 		return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
 	}
-	return hclog.New(&hclog.LoggerOptions{
+	opts := hclog.LoggerOptions{
 		Name:       "rotini",
 		Level:      lvl,
 		JSONFormat: format == "json",
 		Output:     out,
-	}), nil
+	}
+	if s, ok := out.(*logsink.Sink); ok {
+		s.SetNotice(droppedNotice(opts))
+	}
+	return hclog.New(&opts), nil
+}
+
+// droppedNotice formats the line that stands for a gap of lost log lines in
+// the logger's own format, whatever its level.
+func droppedNotice(opts hclog.LoggerOptions) func(uint64) []byte {
+	return func(n uint64) []byte {
+		var b bytes.Buffer
+		o := opts
+		o.Output, o.Level = &b, hclog.Trace
+		hclog.New(&o).Warn("log lines dropped: stderr was not read fast enough", "dropped", n, "buffer_bytes", logsink.Bound)
+		return b.Bytes()
+	}
 }
 
 // checkRewrites refuses rewrites of signals that the policy does not
@@ -232,6 +250,10 @@ func parseRewrites(specs []string) (map[unix.Signal]unix.Signal, error) {
 }
 
 func (c *CLI) run(args []string) int {
+	// As init, nothing rotini prints may wait for its reader.
+	sink := logsink.New(c.Stderr, logsink.Bound)
+	defer sink.Flush(time.Second)
+	c.Stderr = sink
 	o, cmd, err := c.parseRun(args)
 	if err != nil {
 		return c.usageError("%v", err)

@@ -91,11 +91,11 @@ func (c *Child) supervise(exit <-chan reaper.Exit) {
 		case fast := <-c.stop:
 			if fast {
 				c.o.Log.Info("fast stop", "pid", c.pid, "signal", "SIGQUIT", "kill_after", FastStopTimeout)
-				c.Signal(unix.SIGQUIT)
+				c.stopWith(unix.SIGQUIT)
 				arm(min(FastStopTimeout, c.o.StopTimeout))
 			} else if kill == nil {
 				c.o.Log.Info("stopping", "pid", c.pid, "signal", unix.SignalName(c.o.StopSignal), "kill_after", c.o.StopTimeout)
-				c.Signal(c.o.StopSignal)
+				c.stopWith(c.o.StopSignal)
 				arm(c.o.StopTimeout)
 			}
 		case <-kill:
@@ -103,6 +103,16 @@ func (c *Child) supervise(exit <-chan reaper.Exit) {
 			c.Signal(unix.SIGKILL)
 			kill = nil
 		}
+	}
+}
+
+// stopWith sends a stop signal, then SIGCONT, as systemd and containerd
+// do: a stopped (SIGSTOP, Ctrl-Z) process would otherwise keep the stop
+// signal pending until the SIGKILL, and never drain.
+func (c *Child) stopWith(sig unix.Signal) {
+	c.Signal(sig)
+	if sig != unix.SIGCONT && sig != unix.SIGKILL {
+		c.Signal(unix.SIGCONT)
 	}
 }
 
@@ -115,10 +125,10 @@ func (c *Child) Signal(sig unix.Signal) {
 		return
 	}
 	if err := unix.Kill(-c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		c.o.Log.Warn("signal failed", "pgid", c.pid, "signal", unix.SignalName(sig), "error", err)
+		c.o.Log.Warn("signal failed", "pgid", c.pid, "signal", sigName(sig), "error", err)
 		return
 	}
-	c.o.Log.Debug("forwarded signal", "pgid", c.pid, "signal", unix.SignalName(sig))
+	c.o.Log.Debug("forwarded signal", "pgid", c.pid, "signal", sigName(sig))
 }
 
 // Stop begins a graceful or fast stop.

@@ -64,7 +64,7 @@ func Run(o Options, w Workload) int {
 
 func dispatch(log hclog.Logger, o Options, w Workload, sig unix.Signal) {
 	a := o.Policy.Action(sig)
-	log.Debug("signal received", "signal", unix.SignalName(sig), "action", a)
+	log.Debug("signal received", "signal", sigName(sig), "action", a)
 	switch a {
 	case Drop:
 	case Stop:
@@ -83,7 +83,7 @@ func dispatch(log hclog.Logger, o Options, w Workload, sig unix.Signal) {
 			to = sig
 		}
 		if to == 0 {
-			log.Debug("signal dropped by rewrite", "signal", unix.SignalName(sig))
+			log.Debug("signal dropped by rewrite", "signal", sigName(sig))
 			return
 		}
 		w.Signal(to)

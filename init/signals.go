@@ -3,8 +3,11 @@ package pid1
 import (
 	"os"
 	"os/signal"
+	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/signame"
 )
 
 // Action is what rotini does with a signal it receives.
@@ -74,14 +77,15 @@ var Managed = with(ZeroConfig, Policy{
 	unix.SIGTTOU: ScaleDown,
 })
 
-// notCaught are left to the Go runtime: the synchronous fault signals (a
-// kill(2) of these to an init is a debugging act, and the runtime's crash
-// report is the useful answer), SIGPROF (the runtime's profiler), SIGURG (the
-// runtime's preemption), and SIGKILL/SIGSTOP, which cannot be caught.
+// notCaught are left alone: SIGURG is the Go runtime's preemption, SIGCHLD
+// has a channel of its own, and SIGKILL/SIGSTOP cannot be caught. The
+// synchronous fault signals (SEGV, BUS, FPE, ILL, TRAP, SYS) are caught:
+// the runtime still crashes on a real fault in rotini's code, but one sent
+// with kill(2) is an ordinary signal for the workload, as it is to tini.
+// Signals 32-34 and SIGPROF, which the runtime never hands to os/signal,
+// arrive through notifyUncaught.
 var notCaught = map[unix.Signal]bool{
-	unix.SIGSEGV: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGILL: true,
-	unix.SIGTRAP: true, unix.SIGSYS: true, unix.SIGPROF: true, unix.SIGURG: true,
-	unix.SIGKILL: true, unix.SIGSTOP: true, unix.SIGCHLD: true,
+	unix.SIGURG: true, unix.SIGKILL: true, unix.SIGSTOP: true, unix.SIGCHLD: true,
 }
 
 // Notify registers a handler for every catchable signal. Call it first thing
@@ -95,10 +99,21 @@ func Notify() (sigs, chld chan os.Signal) {
 	sigs = make(chan os.Signal, 128)
 	var all []os.Signal
 	for s := unix.Signal(1); s <= 64; s++ {
-		if !notCaught[s] && unix.SignalName(s) != "" || s >= 34 {
+		if !notCaught[s] && !slices.Contains(uncaughtByGo, s) {
 			all = append(all, s)
 		}
 	}
 	signal.Notify(sigs, all...)
+	notifyUncaught(sigs)
 	return sigs, chld
+}
+
+// sigName is sig's name for the log: "SIGTERM", or for the signals that
+// have no name in the platform's table, kill(1)'s with the prefix
+// ("SIGRTMIN+3", "SIG32").
+func sigName(sig unix.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "SIG" + signame.Name(sig)
 }

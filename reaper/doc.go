@@ -5,7 +5,9 @@
 // loop holds, so no exit can be reaped before its owner is known. Each tracked
 // exit is delivered exactly once, on a channel of capacity 1 that is never
 // closed; every other exit is an orphan adopted by rotini (as PID 1 or as a
-// child subreaper), counted and logged at debug.
+// child subreaper), counted and logged at debug. Every process started
+// through Start dies with rotini (PR_SET_PDEATHSIG), because every fork
+// happens on one OS thread that lives as long as rotini.
 //
 // Nothing else in rotini may wait: no exec.Cmd.Wait/Run/Output and no
 // os.Process.Wait (tools/forbid enforces it), or two waiters race and exit

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/signame"
+	"github.com/rotini-dev/rotini/sigstate"
 )
 
 // SignalBase is added to a signal number to form the exit code of a process
@@ -36,7 +40,12 @@ func (e Exit) Code() int {
 
 func (e Exit) String() string {
 	if e.Status.Signaled() {
-		return fmt.Sprintf("killed by signal %s", unix.SignalName(e.Status.Signal()))
+		sig := e.Status.Signal()
+		name := unix.SignalName(sig)
+		if name == "" {
+			name = "SIG" + signame.Name(sig) // SIGRTMIN+3, SIG32
+		}
+		return fmt.Sprintf("killed by signal %s", name)
 	}
 	return fmt.Sprintf("exit status %d", e.Status.ExitStatus())
 }
@@ -73,16 +82,70 @@ func SetSubreaper() error {
 // Start starts path with syscall.ForkExec and registers the pid before the
 // drain loop can see it exit. The returned channel receives the process's exit
 // exactly once.
+//
+// The process gets PR_SET_PDEATHSIG = SIGKILL (unless attr asks for another
+// signal), so that it dies with rotini even when rotini is SIGKILLed and is
+// not PID 1. The kernel sends it when the thread that forked exits, not the
+// process, so every fork happens on one OS thread that lives as long as
+// rotini (see forkThread).
 func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan Exit, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	pid, err := syscall.ForkExec(path, argv, attr)
+	a := *attr
+	// The signal state rotini inherited (ignored HUP under nohup, …),
+	// through a shim when there is some to restore.
+	path, argv, a.Env = sigstate.Wrap(path, argv, a.Env)
+	sys := syscall.SysProcAttr{}
+	if a.Sys != nil {
+		sys = *a.Sys
+	}
+	if sys.Pdeathsig == 0 {
+		sys.Pdeathsig = syscall.SIGKILL
+	}
+	a.Sys = &sys
+	var (
+		pid int
+		ch  chan Exit
+		err error
+	)
+	onForkThread(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		pid, err = syscall.ForkExec(path, argv, &a)
+		if err != nil {
+			return
+		}
+		ch = make(chan Exit, 1)
+		r.tracked[pid] = ch
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	ch := make(chan Exit, 1)
-	r.tracked[pid] = ch
 	return pid, ch, nil
+}
+
+var (
+	forkOnce  sync.Once
+	forkCalls chan func()
+)
+
+// onForkThread runs f on the fork thread and returns when f has returned.
+func onForkThread(f func()) {
+	forkOnce.Do(func() {
+		forkCalls = make(chan func())
+		go forkThread()
+	})
+	done := make(chan struct{})
+	forkCalls <- func() { f(); close(done) }
+	<-done
+}
+
+// forkThread runs every fork of the process on one OS thread, locked and
+// never released: the goroutine never returns, so the thread (the parent
+// that PR_SET_PDEATHSIG watches) lives exactly as long as rotini.
+func forkThread() {
+	runtime.LockOSThread()
+	for f := range forkCalls {
+		f()
+	}
 }
 
 // Notify asks Run to drain exited children. It never blocks: SIGCHLDs that

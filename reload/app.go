@@ -864,7 +864,7 @@ func (a *app) stopGeneration(g *generation, why string) {
 			close(w.cancel)
 		}
 		w.state = stopping
-		w.kill(sig)
+		w.stop(sig)
 	}
 	if g.killTimer != nil {
 		g.killTimer.Stop()

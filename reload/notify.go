@@ -37,6 +37,7 @@ func newNotifyServer(log hclog.Logger, dir string, deliver func([]int, notifyMsg
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("notify socket dir: %w", err)
 	}
+	removeStaleNotifyDirs(log, dir)
 	// A directory of its own: several rotinis may share /run (tests, or
 	// PID namespaces that each have a PID 1).
 	own, err := os.MkdirTemp(dir, "notify-")

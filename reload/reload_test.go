@@ -14,13 +14,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/sigstate"
 	"github.com/rotini-dev/rotini/sockets"
 )
 
 // TestMain lets this test binary act as the worker shim: workers with
-// listeners are started through /proc/self/exe, which here is the test binary.
+// listeners are started through /proc/self/exe, which here is the test binary,
+// and so is every process when the test inherited signals to restore.
 func TestMain(m *testing.M) {
 	ExecShimIfAsked()
+	sigstate.ExecShimIfAsked()
 	os.Exit(m.Run())
 }
 

@@ -259,7 +259,7 @@ func (a *app) scale(n int) {
 					close(w.cancel)
 				}
 				w.state = stopping
-				w.kill(g.o.StopSignal)
+				w.stop(g.o.StopSignal)
 				a.after(g.o.StopTimeout, evKillWorker{w})
 			}
 		}

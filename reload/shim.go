@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/sigstate"
 )
 
 // ShimEnv marks a process started as the worker shim. Its value is unused.
@@ -34,8 +36,9 @@ func ExecShimIfAsked() {
 		fmt.Fprintln(os.Stderr, "rotini-shim: no command")
 		os.Exit(127)
 	}
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
+	inherited := sigstate.Restore(os.Environ()) // the signal state rotini inherited; exec follows
+	env := make([]string, 0, len(inherited)+1)
+	for _, kv := range inherited {
 		if strings.HasPrefix(kv, ShimEnv+"=") || strings.HasPrefix(kv, "LISTEN_PID=") {
 			continue
 		}

@@ -296,6 +296,16 @@ func runOnce(r *reaper.Reaper, argv []string, dir string, env []string, timeout 
 	}
 }
 
+// stop sends a stop signal to the worker's process group, then SIGCONT, as
+// systemd and containerd do: a stopped worker (SIGSTOP) would otherwise
+// keep the stop signal pending until the SIGKILL, and never drain.
+func (w *worker) stop(sig syscall.Signal) {
+	w.kill(sig)
+	if sig != syscall.SIGCONT && sig != syscall.SIGKILL {
+		w.kill(syscall.SIGCONT)
+	}
+}
+
 // kill signals the worker's process group. A worker that never started has
 // pid 0, and kill(-0) would signal rotini's own group.
 func (w *worker) kill(sig syscall.Signal) {

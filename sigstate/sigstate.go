@@ -1,0 +1,167 @@
+// Package sigstate hands every process rotini starts the signal state that
+// rotini itself inherited, as tini does: `nohup rotini -- app` must leave
+// the app immune to HUP.
+//
+// Invariant: a process started through Wrap execs with the signals that
+// were ignored when rotini started still ignored, and with rotini's
+// inherited blocked mask, whatever rotini's own handlers are. Go cannot
+// run code between fork and exec, so when there is something to restore
+// the process is started as a shim (rotini's own binary, /proc/self/exe)
+// that sets the dispositions and the mask with raw system calls and execs
+// the real command, keeping the pid.
+//
+// What rotini can see of its inheritance is what the Go runtime left of it
+// by the time package init runs. The runtime installs its own handler on
+// most signals before that, keeping an inherited SIG_IGN only for HUP and
+// INT, and it unblocks HUP, INT, QUIT, ILL, TRAP, ABRT, BUS, FPE, SEGV,
+// STKFLT, TERM, CHLD, PROF, SYS and 32-34 in every thread. So the ignored
+// HUP, INT, CONT, TSTP, TTIN, TTOU, 32 and 34, and the blocked signals
+// outside that list, are restored; the rest reach children with their
+// default disposition, unblocked.
+package sigstate
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Env carries the state to restore to the shim: "IGNORED:BLOCKED", two
+// hexadecimal masks where bit N-1 is signal N, as in /proc/PID/status.
+const Env = "ROTINI_SIGNALS"
+
+// shimPath is rotini's own binary, resolved in the child after fork, so
+// it is rotini even when its file was replaced on disk.
+const shimPath = "/proc/self/exe"
+
+// shimName is argv[0] of the shim; argv[1] is the command's path, the
+// rest its argv.
+const shimName = "rotini-sigshim"
+
+// State is a set of ignored and of blocked signals.
+type State struct {
+	Ignored, Blocked uint64
+}
+
+// inherited is what rotini found at start, before any handler of its own.
+var inherited = capture()
+
+// Inherited returns the signal state rotini inherited.
+func Inherited() State { return inherited }
+
+// capture reads SigIgn and SigBlk of the main thread. Package init runs
+// before main installs rotini's handlers (signal.Notify), after the
+// runtime's: see the package doc.
+func capture() State {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return State{}
+	}
+	var s State
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "SigIgn":
+			s.Ignored = n
+		case "SigBlk":
+			s.Blocked = n
+		}
+	}
+	return s
+}
+
+func (s State) empty() bool { return s.Ignored == 0 && s.Blocked == 0 }
+
+func (s State) String() string { return fmt.Sprintf("%x:%x", s.Ignored, s.Blocked) }
+
+// Wrap returns how to start path with argv and env so that it gets the
+// inherited state: unchanged when there is nothing to restore, else
+// through the shim. A command that already starts as rotini's own binary
+// (another shim) only gets the variable: every shim of rotini restores.
+func Wrap(path string, argv, env []string) (string, []string, []string) {
+	if inherited.empty() {
+		return path, argv, env
+	}
+	env = append(env[:len(env):len(env)], Env+"="+inherited.String())
+	if path == shimPath {
+		return path, argv, env
+	}
+	return shimPath, append([]string{shimName, path}, argv...), env
+}
+
+// ExecShimIfAsked turns this process into the command when it was started
+// as the shim, and otherwise returns at once. main calls it first.
+func ExecShimIfAsked() {
+	if len(os.Args) < 1 || os.Args[0] != shimName {
+		return
+	}
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "rotini-sigshim: no command")
+		os.Exit(127)
+	}
+	env := Restore(os.Environ())
+	err := unix.Exec(os.Args[1], os.Args[2:], env)
+	fmt.Fprintf(os.Stderr, "rotini: exec %s: %v\n", os.Args[1], err)
+	if err == unix.ENOENT {
+		os.Exit(127)
+	}
+	os.Exit(126)
+}
+
+// Restore applies the state that env carries (Env) to this process and
+// returns env without it. The caller must exec right after: the state
+// replaces the Go runtime's for the rest of the process's life, and the
+// mask is set on the calling thread, locked here, which is the thread
+// that execs.
+func Restore(env []string) []string {
+	out := env[:0:0]
+	var spec string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, Env+"="); ok {
+			spec = v
+			continue
+		}
+		out = append(out, kv)
+	}
+	ign, blk, ok := strings.Cut(spec, ":")
+	if !ok {
+		return out
+	}
+	var s State
+	s.Ignored, _ = strconv.ParseUint(ign, 16, 64)
+	s.Blocked, _ = strconv.ParseUint(blk, 16, 64)
+	runtime.LockOSThread()
+	for sig := 1; sig <= 64; sig++ {
+		if s.Ignored&(1<<(sig-1)) != 0 {
+			act := sigaction{handler: sigIgn}
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+		}
+	}
+	mask := s.Blocked
+	_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&mask)), 0, 8, 0, 0)
+	return out
+}
+
+// sigaction is the kernel's struct sigaction (handler, flags, restorer,
+// mask on every architecture rotini builds for but a few; SIG_IGN needs no
+// restorer).
+type sigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+const sigIgn = 1
