@@ -54,9 +54,23 @@ type generation struct {
 	// draining, so that it does not keep the generation alive for its
 	// whole timeout after it has gone.
 	readyTimer *time.Timer
-	deaths     []time.Time
-	backoff    time.Duration
+	// crashes are the deaths counted toward crash_limit, one per burst
+	// (see crashed); backoff is each worker slot's next restart delay.
+	crashes []crashEvent
+	backoff map[int]time.Duration
 }
+
+// crashEvent is one death counted toward crash_limit: the first death of a
+// burst, and the worker slots that died in it.
+type crashEvent struct {
+	at    time.Time
+	slots map[int]bool
+}
+
+// burstWindow groups deaths: workers of one generation that die within
+// this long of a first death, each for the first time in it, are one
+// event (an OOM kill, an operator's kill of every worker), not several.
+const burstWindow = time.Second
 
 // Result is the outcome of one reload of one app.
 type Result struct {
@@ -284,7 +298,7 @@ func (a *app) newGeneration(o AppOptions) *generation {
 	a.gens++
 	g := &generation{
 		app: a, num: a.gens, o: o, workers: map[int]*worker{},
-		started: time.Now(), backoff: o.RestartBackoff,
+		started: time.Now(), backoff: map[int]time.Duration{},
 	}
 	g.dir = a.resolveDir(g)
 	for _, name := range o.Listen {
@@ -578,29 +592,41 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 
 // crashed replaces a dead worker of the serving generation with backoff, or
 // declares a crash loop.
+//
+// crash_limit counts events, not deaths: the death of a worker slot that
+// has not died yet in the current burst (begun less than burstWindow ago)
+// joins it; any other death begins a new event. So one kill of every
+// worker is one event, while a single worker dying again and again counts
+// each time. The restart backoff is per slot: a slot's delay doubles only
+// with that slot's own deaths.
 func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
 	now := time.Now()
-	keep := g.deaths[:0]
-	for _, t := range g.deaths {
-		if now.Sub(t) < g.o.CrashWindow {
-			keep = append(keep, t)
+	keep := g.crashes[:0]
+	for _, c := range g.crashes {
+		if now.Sub(c.at) < g.o.CrashWindow {
+			keep = append(keep, c)
 		}
 	}
-	g.deaths = append(keep, now)
-	if g.o.CrashLimit > 0 && len(g.deaths) >= g.o.CrashLimit {
+	g.crashes = keep
+	if n := len(g.crashes); n > 0 && now.Sub(g.crashes[n-1].at) < burstWindow && !g.crashes[n-1].slots[w.index] {
+		g.crashes[n-1].slots[w.index] = true
+	} else {
+		g.crashes = append(g.crashes, crashEvent{at: now, slots: map[int]bool{w.index: true}})
+	}
+	if g.o.CrashLimit > 0 && len(g.crashes) >= g.o.CrashLimit {
 		code := e.Code()
-		a.log.Error("crash loop: stopping rotini", "generation", g.num, "deaths", len(g.deaths), "window", g.o.CrashWindow, "exit_code", code)
+		a.log.Error("crash loop: stopping rotini", "generation", g.num, "crashes", len(g.crashes), "window", g.o.CrashWindow, "exit_code", code)
 		a.fatal = &code
 		a.m.crashLoop(a.o.Name, code)
 		return
 	}
 	// A worker that had run for a while before dying does not grow the
 	// backoff: that is the next crash of a healthy app, not a loop.
-	if time.Since(w.started) > g.o.CrashWindow {
-		g.backoff = g.o.RestartBackoff
+	d, ok := g.backoff[w.index]
+	if !ok || time.Since(w.started) > g.o.CrashWindow {
+		d = g.o.RestartBackoff
 	}
-	d := g.backoff
-	g.backoff = min(g.backoff*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))
+	g.backoff[w.index] = min(d*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))
 	a.log.Warn("restarting worker", "generation", g.num, "worker", w.index, "in", d)
 	a.after(d, evRestart{g: g, index: w.index, prior: w.restarts})
 }

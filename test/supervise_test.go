@@ -1,0 +1,94 @@
+package test
+
+import (
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+// Supervision of config-mode workers: what counts as a crash, and what a
+// generation leaves behind.
+
+// TestBurstOfDeathsIsOneCrash: one event that kills every worker at once
+// (an OOM kill, an operator's kill) is one crash toward crash_limit, not
+// one per worker, and each worker slot restarts after the base backoff
+// instead of a backoff that doubles across different workers.
+func TestBurstOfDeathsIsOneCrash(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, rigConfig(port, appSpec{
+		Command: testappServe("--notify"),
+		Workers: 4,
+		Extra:   []string{`crash_limit = 3`, `crash_window = "60s"`, `restart_backoff = "500ms"`, `restart_backoff_max = "30s"`},
+	}))
+	r.waitLog(`generation ready: generation=1\b`, 1, startTimeout)
+	pids := r.workerPids(1)
+	if len(pids) != 4 {
+		t.Fatalf("generation 1 has pids %v, want 4 workers", pids)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -KILL %d: %v", pid, err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		r.waitLog(`worker ready: generation=1 worker=`+strconv.Itoa(i)+`\b`, 2, reloadTimeout)
+	}
+	if !r.running() {
+		t.Fatalf("rotini exited with %d after one kill of every worker", r.exitCode())
+	}
+	if n := r.countLog(`crash loop`); n != 0 {
+		t.Errorf("one kill of every worker was taken for a crash loop")
+	}
+	restarts := 0
+	for _, l := range r.logLines() {
+		if m := restartLineRE.FindString(l); m != "" {
+			restarts++
+			if in := logField(l, "in"); in != "500ms" {
+				t.Errorf("restart after the burst %q: in=%s, want the base backoff 500ms", l, in)
+			}
+		}
+	}
+	if restarts != 4 {
+		t.Errorf("%d restarts logged, want 4", restarts)
+	}
+	if gen, _ := r.get(); gen != "1" {
+		t.Errorf("generation %s answers after the restarts, want 1", gen)
+	}
+	r.stop()
+}
+
+// TestOneWorkerCrashLoopAmongHealthy: a single worker slot that keeps
+// dying still ends rotini with its exit code although its three siblings
+// serve, and its own backoff doubles.
+func TestOneWorkerCrashLoopAmongHealthy(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	script := `[ "$ROTINI_WORKER" != 0 ] || exit 7; exec ` + testappBin + ` serve --notify`
+	r := startRig(t, port, rigConfig(port, appSpec{
+		Command: []string{"/bin/sh", "-c", script},
+		Workers: 4,
+		Extra:   []string{`crash_limit = 3`, `crash_window = "60s"`, `restart_backoff = "50ms"`, `restart_backoff_max = "30s"`},
+		Ready:   []string{`min_uptime = "200ms"`},
+	}))
+	r.waitLog(`crash loop: stopping rotini`, 1, startTimeout)
+	if code := r.waitExit(stopTimeout); code != 7 {
+		t.Errorf("rotini exited with %d after worker 0's crash loop of exit 7, want 7", code)
+	}
+	var delays []string
+	for _, l := range r.logLines() {
+		if restartLineRE.MatchString(l) {
+			if w := logField(l, "worker"); w != "0" {
+				t.Errorf("worker %s restarted, but only worker 0 died: %s", w, l)
+			}
+			delays = append(delays, logField(l, "in"))
+		}
+	}
+	if len(delays) != 2 || delays[0] != "50ms" || delays[1] != "100ms" {
+		t.Errorf("worker 0 restarted after %v, want [50ms 100ms] before the third death", delays)
+	}
+}
+
+// restartLineRE matches rotini's "restarting worker" log line.
+var restartLineRE = regexp.MustCompile(`restarting worker: `)
