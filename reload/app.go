@@ -58,6 +58,12 @@ type generation struct {
 	// (see crashed); backoff is each worker slot's next restart delay.
 	crashes []crashEvent
 	backoff map[int]time.Duration
+	// helpers are the detached processes of a draining generation that
+	// were sent its stop signal (see helpers.go); helpersKilled is set
+	// once they were SIGKILLed at the stop timeout.
+	helpers       map[int]procIdentity
+	helpersKilled bool
+	helperPoll    bool // an evHelpers is pending
 }
 
 // crashEvent is one death counted toward crash_limit: the first death of a
@@ -213,6 +219,9 @@ func (a *app) live() int {
 	for _, g := range a.allGens() {
 		n += len(g.workers)
 	}
+	for _, g := range a.draining {
+		n += len(g.helpers)
+	}
 	return n
 }
 
@@ -261,6 +270,11 @@ func (a *app) handle(ev any) {
 				w.kill(unix.SIGKILL)
 			}
 		}
+		a.killHelpers(e.g)
+		a.maybeDrained(e.g)
+	case evHelpers:
+		e.g.helperPoll = false
+		a.maybeDrained(e.g)
 	case evRestart:
 		if e.g.state != draining && !a.stopping {
 			if _, taken := e.g.workers[e.index]; !taken && e.index < e.g.o.Workers {
@@ -573,9 +587,7 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 
 	switch {
 	case g.state == draining:
-		if len(g.workers) == 0 {
-			a.drained(g)
-		}
+		a.maybeDrained(g)
 	case w.state == stopping:
 		// scaled down
 	case a.rot != nil && a.rot.next == g && g != a.serving:
@@ -654,13 +666,12 @@ func (a *app) stopGeneration(g *generation, why string) {
 		w.state = stopping
 		w.kill(sig)
 	}
+	a.signalHelpers(g, sig)
 	if g.killTimer != nil {
 		g.killTimer.Stop()
 	}
 	g.killTimer = a.after(timeout, evKill{g})
-	if len(g.workers) == 0 {
-		a.drained(g)
-	}
+	a.maybeDrained(g)
 }
 
 func (a *app) drained(g *generation) {

@@ -13,6 +13,10 @@
 //   - Each app's state is owned by one goroutine; everything else sends it
 //     requests on channels. Reloads of one app are serialized, and requests
 //     that arrive during a reload coalesce into one more.
+//   - Nothing a generation started outlives its drain: helpers that left
+//     a worker's process group (setsid, double fork) are found by the
+//     ROTINI_APP/ROTINI_GENERATION of their environment and stopped with
+//     it, and the generation is drained only when they are gone too.
 //   - Processes are started only through the reaper, and nothing here waits
 //     for a process except by reading the reaper's exit channel.
 //

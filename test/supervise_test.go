@@ -92,3 +92,95 @@ func TestOneWorkerCrashLoopAmongHealthy(t *testing.T) {
 
 // restartLineRE matches rotini's "restarting worker" log line.
 var restartLineRE = regexp.MustCompile(`restarting worker: `)
+
+// helperLineRE matches the line of testapp's detached helper.
+var helperLineRE = regexp.MustCompile(`^helper pid=(\d+) gen=(\d+)$`)
+
+// helpers maps each generation to the pids of the helpers that said so on
+// stdout so far.
+func (r *rig) helpers() map[int][]int {
+	out := map[int][]int{}
+	for _, l := range r.p.stdout.lines() {
+		if m := helperLineRE.FindStringSubmatch(l); m != nil {
+			pid, _ := strconv.Atoi(m[1])
+			gen, _ := strconv.Atoi(m[2])
+			out[gen] = append(out[gen], pid)
+		}
+	}
+	return out
+}
+
+// TestDetachedHelpersStopWithTheirGeneration: each worker starts a helper
+// in a session of its own (setsid) that holds the listening socket. When a
+// generation drains, its helpers are stopped with it, and the generation is
+// reported drained only once they are gone: after 5 reloads only the
+// serving generation's helpers exist.
+func TestDetachedHelpersStopWithTheirGeneration(t *testing.T) {
+	t.Parallel()
+	const reloads = 5
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, rigConfig(port, appSpec{Command: testappServe("--notify", "--helper")}))
+	r.waitLog(`generation ready: generation=1\b`, 1, startTimeout)
+	r.waitOut(`^helper pid=\d+ gen=1$`, 2, startTimeout)
+	for i := 1; i <= reloads; i++ {
+		if line, ok := r.hupAndWait(i); !ok {
+			t.Fatalf("reload %d: %s", i, line)
+		}
+		r.waitOut(`^helper pid=\d+ gen=`+strconv.Itoa(i+1)+`$`, 2, reloadTimeout)
+		r.waitLog(`generation drained: generation=`+strconv.Itoa(i)+`\b`, 1, reloadTimeout)
+		// Checked at once: "drained" must mean the helpers are gone.
+		for _, pid := range r.helpers()[i] {
+			if alive(pid) {
+				t.Errorf("helper %d of generation %d still runs after its generation drained", pid, i)
+			}
+		}
+	}
+	hs := r.helpers()
+	for gen := 1; gen <= reloads+1; gen++ {
+		if len(hs[gen]) != 2 {
+			t.Fatalf("generation %d has helpers %v, want 2", gen, hs[gen])
+		}
+		for _, pid := range hs[gen] {
+			if want := gen == reloads+1; alive(pid) != want {
+				t.Errorf("helper %d of generation %d: alive %t, want %t (serving generation %d)", pid, gen, alive(pid), want, reloads+1)
+			}
+		}
+	}
+	if gen, _ := r.get(); gen != strconv.Itoa(reloads+1) {
+		t.Errorf("generation %s answers, want %d", gen, reloads+1)
+	}
+	r.stop()
+	for _, pid := range hs[reloads+1] {
+		if alive(pid) {
+			t.Errorf("helper %d of the last generation outlived rotini", pid)
+		}
+	}
+}
+
+// TestDetachedHelperIgnoringTermIsKilled: a helper that ignores the stop
+// signal is SIGKILLed at stop_timeout with its generation, which is
+// reported drained only then.
+func TestDetachedHelperIgnoringTermIsKilled(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, rigConfig(port, appSpec{
+		Command:     testappServe("--notify", "--helper", "--helper-ignore-term"),
+		StopTimeout: "1s",
+	}))
+	r.waitLog(`generation ready: generation=1\b`, 1, startTimeout)
+	r.waitOut(`^helper pid=\d+ gen=1$`, 2, startTimeout)
+	if line, ok := r.hupAndWait(1); !ok {
+		t.Fatalf("reload: %s", line)
+	}
+	r.waitLog(`generation drained: generation=1\b`, 1, reloadTimeout)
+	for _, pid := range r.helpers()[1] {
+		if alive(pid) {
+			t.Errorf("helper %d of generation 1 still runs after its generation drained", pid)
+		}
+	}
+	if n := r.countLog(`stop timeout: killed helpers of the generation: generation=1 helpers=2\b`); n != 1 {
+		t.Errorf("%d log lines say generation 1's 2 helpers were killed at the stop timeout, want 1", n)
+	}
+	r.waitOut(`^signal TERM$`, 2, reloadTimeout) // the helpers got TERM first and ignored it
+	r.stop()
+}
