@@ -64,6 +64,9 @@ type generation struct {
 	helpers       map[int]procIdentity
 	helpersKilled bool
 	helperPoll    bool // an evHelpers is pending
+	// forkBackoff is each worker slot's next delay before another try to
+	// start it after a fork failed for lack of processes (see fork.go).
+	forkBackoff map[int]time.Duration
 }
 
 // crashEvent is one death counted toward crash_limit: the first death of a
@@ -164,9 +167,12 @@ type app struct {
 	stopping bool
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
-	last     *Result
-	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
-	scaled   *scaling                      // nil unless scaled since the config was read
+	// forkFailures counts the failed forks since the last one that
+	// worked: the process limit was reached (see fork.go).
+	forkFailures int
+	last         *Result
+	watcher      atomic.Pointer[watch.Watcher] // nil until watching (or never)
+	scaled       *scaling                      // nil unless scaled since the config was read
 }
 
 func newApp(m *Manager, o AppOptions) *app {
@@ -281,6 +287,14 @@ func (a *app) handle(ev any) {
 				a.spawn(e.g, e.index, e.prior+1)
 			}
 		}
+	case evForkFailed:
+		a.forkFailed(e)
+	case evForkRetry:
+		if e.g.state != draining && !a.stopping {
+			if _, taken := e.g.workers[e.index]; !taken && e.index < e.g.o.Workers {
+				a.spawn(e.g, e.index, e.restarts)
+			}
+		}
 	case evBeforeReload:
 		a.beforeReloadDone(e.r, e.err)
 	case evStop:
@@ -376,6 +390,13 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	if err == nil {
 		pid, exit, err = a.m.o.Reaper.Start(spec.path, spec.argv, spec.attr)
 	}
+	if err != nil && errors.Is(err, unix.EAGAIN) {
+		// The process limit (a pids cgroup, RLIMIT_NPROC) is reached: not
+		// the worker's fault, so not a crash. Handled through the loop,
+		// so that the caller finishes what it was doing first.
+		go a.send(evForkFailed{g: g, index: index, restarts: restarts, err: err})
+		return
+	}
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
 		// Treat like a worker that died at once, with a shell's code.
@@ -392,6 +413,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	}
 	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
+	a.forkWorked(g, index)
 	a.m.register(pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
 	go func() { a.send(evExit{w, <-exit}) }()
 	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)

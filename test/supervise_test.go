@@ -1,10 +1,16 @@
 package test
 
 import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Supervision of config-mode workers: what counts as a crash, and what a
@@ -182,5 +188,84 @@ func TestDetachedHelperIgnoringTermIsKilled(t *testing.T) {
 		t.Errorf("%d log lines say generation 1's 2 helpers were killed at the stop timeout, want 1", n)
 	}
 	r.waitOut(`^signal TERM$`, 2, reloadTimeout) // the helpers got TERM first and ignored it
+	r.stop()
+}
+
+// TestForkEAGAINIsNotACrash: when the process limit is reached, a worker
+// cannot be started (fork or exec fails with EAGAIN). That is resource
+// exhaustion, not a crash loop: rotini keeps retrying with backoff, logs
+// it once at error rather than once per try, and the workers start as soon
+// as the limit allows.
+//
+// The limit is a soft RLIMIT_NPROC of 0, set with prlimit(1) on rotini, for
+// workers that run as nobody: rotini itself is root and exempt, and a
+// process that becomes nobody under it fails its execve with EAGAIN. (A
+// pids cgroup is the other way to reach the limit, but rotini's own Go
+// runtime threads count in the same cgroup, and a runtime that cannot
+// create a thread aborts: a test could not tell rotini's fault from the
+// limit's.)
+func TestForkEAGAINIsNotACrash(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run workers as nobody")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("needs the user nobody")
+	}
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux)")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rotini.hcl")
+	src := `
+app "bg" {
+  command             = ["/bin/sleep", "1000"]
+  user                = "nobody"
+  workers             = 2
+  crash_limit         = 2
+  restart_backoff     = "50ms"
+  restart_backoff_max = "200ms"
+  ready {
+    min_uptime = "100ms"
+  }
+}
+log {
+  level = "debug"
+}
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, procOptions{}, "prlimit", "--nproc=0:", rotiniBin, "--control", filepath.Join(dir, "ctl.sock"), "-c", cfg)
+	r := &rig{t: t, p: p, cfgPath: cfg}
+	t.Cleanup(r.cleanup)
+
+	r.waitLog(`\[ERROR\] .*resource exhaustion: cannot fork a worker`, 1, startTimeout)
+	// More failed tries than crash_limit. (RLIMIT_NPROC = 0 still lets the
+	// user's first process in: the kernel compares the count before the
+	// new one is added. So worker 0 may start; worker 1 cannot.)
+	r.waitLog(`fork failed again: `, 5, startTimeout)
+	if !r.running() {
+		t.Fatalf("rotini exited with %d while it could not fork", r.exitCode())
+	}
+	if n := r.countLog(`\[ERROR\]`); n != 1 {
+		t.Errorf("%d error lines while the process limit was reached, want 1", n)
+	}
+	if n := r.countLog(`crash loop|restarting worker`); n != 0 {
+		t.Errorf("failed forks were counted as crashes")
+	}
+
+	// Raise the soft limit to the hard one, which --nproc=0: kept (raising
+	// a hard limit may be refused even to root in a user namespace).
+	var lim unix.Rlimit
+	if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_NPROC, nil, &lim); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+	lim.Cur = lim.Max
+	if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_NPROC, &lim, nil); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+	r.waitLog(`workers start again after resource exhaustion`, 1, startTimeout)
+	r.waitLog(`generation ready: generation=1\b`, 1, startTimeout)
 	r.stop()
 }
