@@ -414,7 +414,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
 	a.forkWorked(g, index)
-	a.m.register(pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
+	a.m.register(a.o.Name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
 	go func() { a.send(evExit{w, <-exit}) }()
 	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)
 	if g.state == draining {

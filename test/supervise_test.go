@@ -1,12 +1,14 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -268,4 +270,151 @@ log {
 	r.waitLog(`workers start again after resource exhaustion`, 1, startTimeout)
 	r.waitLog(`generation ready: generation=1\b`, 1, startTimeout)
 	r.stop()
+}
+
+// notifyRig starts rotini with the app "web" serving on a listener (its
+// command webCmd, readiness by READY=1) and a second app, "other", whose
+// worker runs otherCmd and says READY=1 itself.
+func notifyRig(t *testing.T, port int, webCmd, otherCmd []string) (*rig, func(webCmd []string) string) {
+	t.Helper()
+	config := func(webCmd []string) string {
+		return fmt.Sprintf(`
+listen "http" {
+  address = "tcp://127.0.0.1:%d"
+}
+app "web" {
+  command = %s
+  workers = 2
+  listen  = ["http"]
+  ready {
+    notify     = true
+    min_uptime = "200ms"
+    timeout    = "5s"
+  }
+}
+app "other" {
+  command = %s
+  ready {
+    notify     = true
+    min_uptime = "0s"
+  }
+}
+`, port, hclList(webCmd), hclList(otherCmd))
+	}
+	return startRig(t, port, config(webCmd)), config
+}
+
+// TestNotifyForgeryFromAnotherApp: a worker of app "other" starts children
+// that join the process groups of app web's workers (setpgid) and send
+// READY=1, to its own NOTIFY_SOCKET and to web's. When web's new release
+// never says READY=1 itself, the forgeries must not make it ready: the
+// reload times out and rolls back, and generation 1 keeps serving.
+func TestNotifyForgeryFromAnotherApp(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	r, config := notifyRig(t, port, testappServe("--notify"), []string{testappBin, "forge", "--app", "web"})
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+
+	r.writeConfig(config(testappServe("--notify", "--hang")))
+	r.signal(syscall.SIGHUP)
+	r.waitOut(`^forged pid=\d+ gen=2$`, 2, reloadTimeout) // both new workers
+	line, ok := r.waitReload(1)
+	if ok {
+		t.Fatalf("a release that never says READY=1 was made ready by another app's forged READY=1: %s", line)
+	}
+	if !strings.Contains(line, "not ready") {
+		t.Errorf("reload failed line %q, want the readiness timeout", line)
+	}
+	if gen, _ := r.get(); gen != "1" {
+		t.Errorf("generation %s answers after the refused release, want 1", gen)
+	}
+	r.stop()
+}
+
+// TestNotifyFloodDoesNotBlockReload: the worker of app "other" floods its
+// notify socket from 4 goroutines. rotini drops what exceeds the per-sender
+// rate, says so once, and app web's reload completes meanwhile. Each app's
+// socket is its own, mode 0600.
+func TestNotifyFloodDoesNotBlockReload(t *testing.T) {
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	r, _ := notifyRig(t, port, testappServe("--notify"), []string{testappBin, "flood"})
+	r.waitLog(`rotini\.web: generation ready: generation=1\b`, 1, startTimeout)
+	r.waitOut(`^flooding$`, 1, startTimeout)
+	r.waitLog(`notify socket flooded`, 1, startTimeout)
+
+	socks := map[string]bool{}
+	for _, pid := range r.workerPids(1) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue // the flood's worker or a web worker that is gone
+		}
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+				socks[v] = true
+			}
+		}
+	}
+	if len(socks) != 2 {
+		t.Errorf("the workers of web and other have notify sockets %v, want one per app", socks)
+	}
+	for s := range socks {
+		if fi, err := os.Stat(s); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("notify socket %s: %v, %v; want mode 0600", s, fi.Mode(), err)
+		}
+	}
+
+	for i := 1; i <= 3; i++ {
+		line, ok := r.hupAndWait(i)
+		if !ok || logField(line, "generation") != strconv.Itoa(i+1) {
+			t.Fatalf("reload %d under a notify flood: %q, want reload done: generation=%d", i, line, i+1)
+		}
+	}
+	if n := r.countLog(`notify socket flooded`); n != 1 {
+		t.Errorf("%d log lines about the flood, want 1 (once per sender)", n)
+	}
+	r.stop()
+}
+
+// TestNotifySocketOwnedByAppUser: with `user = "nobody"`, the app's notify
+// socket (mode 0600) belongs to nobody, so its workers' READY=1 gets
+// through; the contrast is TestNotifyFloodDoesNotBlockReload's check that
+// the socket is 0600, which would refuse them if it were rotini's.
+func TestNotifySocketOwnedByAppUser(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run workers as nobody")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("needs the user nobody")
+	}
+	// Debian's, not one under root's home that nobody cannot run.
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("needs /usr/bin/python3")
+	}
+	send := `import os, socket, time; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"]); print("sent as uid %d" % os.getuid(), flush=True); time.sleep(1000)`
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rotini.hcl")
+	src := fmt.Sprintf(`
+app "py" {
+  command = [%q, "-c", %q]
+  user    = "nobody"
+  ready {
+    notify     = true
+    min_uptime = "0s"
+    timeout    = "20s"
+  }
+}
+`, py, send)
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := rotini(t, subreaper, "--control", filepath.Join(dir, "ctl.sock"), "-c", cfg)
+	p.waitLine(t, "sent as uid 65534", waitDeadline)
+	p.waitStderrLine(t, regexp.MustCompile(`generation ready: generation=1\b`), waitDeadline)
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, waitDeadline); code != 0 {
+		t.Errorf("rotini exited %d after TERM, want 0", code)
+	}
 }

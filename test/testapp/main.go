@@ -12,6 +12,7 @@
 //	group                                          start `sleep 1000` in its own process group, print "grandchild PID", then like signals
 //	serve [flags]                                  an HTTP server (see serve.go)
 //	helper [--ignore NAME,...]                     print "helper pid=P gen=G", then like signals
+//	forge --app NAME, forge-send, flood            attacks on the notify socket (see forge.go)
 //
 // Roles that print signals re-exec themselves once with
 // GODEBUG=asyncpreemptoff=1: the Go runtime preempts goroutines by sending
@@ -39,7 +40,7 @@ import (
 )
 
 // signalRoles are the roles that print the signals they receive.
-var signalRoles = []string{"signals", "fds", "group", "orphans", "serve", "helper"}
+var signalRoles = []string{"signals", "fds", "group", "orphans", "serve", "helper", "forge", "flood"}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -72,6 +73,12 @@ func main() {
 		serveRole(args)
 	case "helper":
 		helperRole(args)
+	case "forge":
+		forgeRole(args)
+	case "forge-send":
+		forgeSendRole(args)
+	case "flood":
+		floodRole(args)
 	default:
 		fatalf("unknown role %q", role)
 	}
