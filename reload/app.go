@@ -61,9 +61,10 @@ type generation struct {
 	// helpers are the detached processes of a draining generation that
 	// were sent its stop signal (see helpers.go); helpersKilled is set
 	// once they were SIGKILLed at the stop timeout.
-	helpers       map[int]procIdentity
-	helpersKilled bool
-	helperPoll    bool // an evHelpers is pending
+	helpers         map[int]procIdentity
+	helpersKilled   bool
+	helpersKilledAt time.Time
+	helperPoll      bool // an evHelpers is pending
 	// forkBackoff is each worker slot's next delay before another try to
 	// start it after a fork failed for lack of processes (see fork.go).
 	forkBackoff map[int]time.Duration

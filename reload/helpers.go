@@ -21,13 +21,16 @@ import (
 // ROTINI_APP and ROTINI_GENERATION, and /proc/PID/environ shows what a
 // process was started with. A draining generation sends its helpers the
 // stop signal too, SIGKILLs them at the stop timeout with its workers, and
-// counts as drained only when they are gone (or were SIGKILLed). A helper
+// counts as drained only when they are gone. A helper
 // that cleared its environment cannot be told apart; it lives until rotini
 // exits, when every leftover is killed.
 
 // helperPoll is how often a draining generation checks whether the helpers
 // it signalled are gone: they are not rotini's children, so nothing tells.
 const helperPoll = 100 * time.Millisecond
+
+// killGrace bounds the wait for SIGKILLed helpers to vanish.
+const killGrace = 5 * time.Second
 
 type evHelpers struct{ g *generation }
 
@@ -82,8 +85,9 @@ func generationOf(pid int) (app string, gen int, ok bool) {
 // whose environment names g, that are not in the process group of one of
 // g's live workers (the group signal reaches those). Newly found ones are
 // recorded and sent sig (then SIGCONT, so that a stopped one can act on
-// it); known ones that are gone are forgotten. It reports how many remain.
-func (a *app) scanHelpers(g *generation, sig unix.Signal) int {
+// it); known ones that are gone are forgotten. It reports how many it
+// found and how many remain.
+func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 	groups := map[int]bool{}
 	for _, w := range g.workers {
 		if w.pid > 0 {
@@ -109,6 +113,7 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) int {
 			continue
 		}
 		g.helpers[pid] = procIdentity{start: start}
+		found++
 		a.log.Info("stopping a helper of the generation", "generation", g.num, "pid", pid, "signal", unix.SignalName(sig))
 		_ = unix.Kill(pid, sig)
 		if sig != unix.SIGKILL {
@@ -120,7 +125,7 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) int {
 			delete(g.helpers, pid)
 		}
 	}
-	return len(g.helpers)
+	return found, len(g.helpers)
 }
 
 // signalHelpers sends sig to g's known helpers and to any found now.
@@ -134,20 +139,22 @@ func (a *app) signalHelpers(g *generation, sig unix.Signal) {
 	a.scanHelpers(g, sig)
 }
 
-// killHelpers SIGKILLs every helper of g, known or not yet found; after it
-// g no longer waits for them.
+// killHelpers SIGKILLs every helper of g, known or not yet found; from
+// then on g waits for them only killGrace.
 func (a *app) killHelpers(g *generation) {
+	n := 0
 	for pid, id := range g.helpers {
-		if _, _, start, ok := procStat(pid); ok && start == id.start {
+		if _, state, start, ok := procStat(pid); ok && state != 'Z' && start == id.start {
 			_ = unix.Kill(pid, unix.SIGKILL)
+			n++
 		}
 	}
-	a.scanHelpers(g, unix.SIGKILL)
-	if n := len(g.helpers); n > 0 {
+	found, _ := a.scanHelpers(g, unix.SIGKILL)
+	if n += found; n > 0 {
 		a.log.Warn("stop timeout: killed helpers of the generation", "generation", g.num, "helpers", n)
 	}
-	g.helpers = nil
 	g.helpersKilled = true
+	g.helpersKilledAt = time.Now()
 }
 
 // maybeDrained declares g drained once its workers and its helpers are
@@ -163,7 +170,13 @@ func (a *app) maybeDrained(g *generation) {
 	if g.helpersKilled {
 		sig = unix.SIGKILL
 	}
-	if a.scanHelpers(g, sig) == 0 || g.helpersKilled {
+	// SIGKILL cannot be refused, but takes the kernel a moment; a process
+	// stuck in uninterruptible sleep may take longer than is worth
+	// waiting, so after killGrace the generation counts as drained anyway.
+	if _, remain := a.scanHelpers(g, sig); remain == 0 || (g.helpersKilled && time.Since(g.helpersKilledAt) > killGrace) {
+		if remain > 0 {
+			a.log.Warn("helpers of the generation survive SIGKILL; not waiting for them", "generation", g.num, "helpers", remain)
+		}
 		g.helpers = nil
 		a.drained(g)
 		return

@@ -82,9 +82,13 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	m.notifyDir = dir
-	for _, a := range m.apps {
+	for i, a := range m.apps {
 		name := a.o.Name
-		n, err := newNotifyServer(o.Log.Named("notify").Named(name), filepath.Join(dir, name+".sock"),
+		path := filepath.Join(dir, name+".sock")
+		if len(path) >= 108 { // sun_path, NUL included
+			path = filepath.Join(dir, fmt.Sprintf("app%d.sock", i))
+		}
+		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
 			func(c []int, msg notifyMsg) { m.deliver(name, c, msg) })
 		if err != nil {
 			m.closeNotify()
