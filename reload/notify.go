@@ -26,8 +26,10 @@ import (
 //
 // The socket is mode 0600, owned by the user the app's workers run as, so
 // that no other user can even send to it; each sender pid gets at most
-// notifyRate messages a second, the rest dropped unread (and logged once),
-// so that a flood costs rotini little and delays no one else's READY=1.
+// notifyRate messages a second handled, the rest dropped (and logged
+// once), and rotini reads at most notifySocketRate a second from one
+// socket, so that a flood costs rotini little and delays no other app's
+// READY=1.
 type notifyServer struct {
 	log  hclog.Logger
 	path string
@@ -41,13 +43,19 @@ type notifyServer struct {
 
 	// Rate limiting, owned by serve's goroutine.
 	window  time.Time
-	counts  map[int]int
+	total   int          // messages read in this window
+	counts  map[int]int  // by sender pid, in this window
 	flooded map[int]bool // senders already logged as flooding
+	paused  bool         // the socket's rate was exceeded once (logged)
 }
 
 // notifyRate bounds the messages one sender pid may send per second; a
-// worker sends a handful in its life.
-const notifyRate = 32
+// worker sends a handful in its life. notifySocketRate bounds what rotini
+// reads from one app's socket per second, whoever sends.
+const (
+	notifyRate       = 32
+	notifySocketRate = 256
+)
 
 type notifyMsg struct {
 	Pid    int
@@ -121,16 +129,36 @@ func (n *notifyServer) own(uid, gid int) {
 	n.owner = [2]int{uid, gid}
 }
 
-// allow counts a message from pid against its rate and reports whether it
-// may be handled.
-func (n *notifyServer) allow(pid int, now time.Time) bool {
+// throttle counts a message against the socket's rate: past
+// notifySocketRate in one second, it stops reading until the second is
+// over, so that a flood costs rotini a few hundred reads a second, not a
+// core. Senders then wait for room in the socket's queue; the socket is
+// this app's only, so no other app's messages wait with them. It reports
+// whether the message is to be dropped.
+func (n *notifyServer) throttle(now time.Time) bool {
 	if now.Sub(n.window) >= time.Second {
 		n.window = now
+		n.total = 0
 		clear(n.counts)
 		if len(n.flooded) > 4096 {
 			clear(n.flooded)
 		}
 	}
+	n.total++
+	if n.total <= notifySocketRate {
+		return false
+	}
+	if !n.paused {
+		n.paused = true
+		n.log.Warn("notify socket flooded: reading paused for the rest of each second past the rate", "rate_per_second", notifySocketRate)
+	}
+	time.Sleep(time.Second - now.Sub(n.window))
+	return true
+}
+
+// allow counts a message from pid against its rate and reports whether it
+// may be handled.
+func (n *notifyServer) allow(pid int, now time.Time) bool {
 	n.counts[pid]++
 	if n.counts[pid] <= notifyRate {
 		return true
@@ -154,12 +182,16 @@ func (n *notifyServer) serve() {
 			n.log.Warn("notify socket read", "error", err)
 			continue
 		}
+		now := time.Now()
+		if n.throttle(now) {
+			continue
+		}
 		pid := senderPid(oob[:noob])
 		if pid <= 0 {
 			n.log.Debug("notify message without credentials dropped")
 			continue
 		}
-		if !n.allow(pid, time.Now()) {
+		if !n.allow(pid, now) {
 			continue
 		}
 		n.deliver(candidates(pid), parseNotify(pid, buf[:nb]))

@@ -333,8 +333,9 @@ func TestNotifyForgeryFromAnotherApp(t *testing.T) {
 
 // TestNotifyFloodDoesNotBlockReload: the worker of app "other" floods its
 // notify socket from 4 goroutines. rotini drops what exceeds the per-sender
-// rate, says so once, and app web's reload completes meanwhile. Each app's
-// socket is its own, mode 0600.
+// rate and pauses reading that socket past its own rate, says each once,
+// and app web's reload completes meanwhile. Each app's socket is its own,
+// mode 0600.
 func TestNotifyFloodDoesNotBlockReload(t *testing.T) {
 	t.Parallel()
 	port := freeLoopbackPort(t)
@@ -370,8 +371,11 @@ func TestNotifyFloodDoesNotBlockReload(t *testing.T) {
 			t.Fatalf("reload %d under a notify flood: %q, want reload done: generation=%d", i, line, i+1)
 		}
 	}
-	if n := r.countLog(`notify socket flooded`); n != 1 {
-		t.Errorf("%d log lines about the flood, want 1 (once per sender)", n)
+	if n := r.countLog(`notify socket flooded: dropping`); n != 1 {
+		t.Errorf("%d log lines about the flooding sender, want 1 (once per sender)", n)
+	}
+	if n := r.countLog(`notify socket flooded: reading paused`); n != 1 {
+		t.Errorf("%d log lines about pausing the flooded socket, want 1", n)
 	}
 	r.stop()
 }
