@@ -247,20 +247,8 @@ func candidates(pid int) []int {
 	return c
 }
 
-// parentPid reads the ppid from /proc/PID/stat (0 when the process is gone).
+// parentPid is pid's parent (0 when the process is gone).
 func parentPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	var state byte
-	var ppid int
-	if _, err := fmt.Sscanf(string(b[i+2:]), "%c %d", &state, &ppid); err != nil {
-		return 0
-	}
+	ppid, _, _, _ := procStat(pid)
 	return ppid
 }
