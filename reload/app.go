@@ -168,8 +168,8 @@ type app struct {
 	stopping bool
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
-	// forkFailures counts the failed forks since the last one that
-	// worked: the process limit was reached (see fork.go).
+	// forkFailures counts the failed forks of the current episode of
+	// resource exhaustion (see fork.go).
 	forkFailures int
 	last         *Result
 	watcher      atomic.Pointer[watch.Watcher] // nil until watching (or never)
