@@ -168,12 +168,13 @@ type app struct {
 	stopping bool
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
+	last     *Result
+	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
+	scaled   *scaling                      // nil unless scaled since the config was read
+
 	// forkFailures counts the failed forks of the current episode of
 	// resource exhaustion (see fork.go).
 	forkFailures int
-	last         *Result
-	watcher      atomic.Pointer[watch.Watcher] // nil until watching (or never)
-	scaled       *scaling                      // nil unless scaled since the config was read
 }
 
 func newApp(m *Manager, o AppOptions) *app {
