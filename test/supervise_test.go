@@ -422,3 +422,50 @@ app "py" {
 		t.Errorf("rotini exited %d after TERM, want 0", code)
 	}
 }
+
+// TestDetachedHelpersStopAsPID1: the same as
+// TestDetachedHelpersStopWithTheirGeneration with rotini as PID 1 of a PID
+// namespace, where every orphan is adopted by it by nature: after 5
+// reloads, only the serving generation's 2 helpers exist.
+func TestDetachedHelpersStopAsPID1(t *testing.T) {
+	t.Parallel()
+	requirePIDNamespace(t)
+	const reloads = 5
+	port := freeLoopbackPort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rotini.hcl")
+	ctl := filepath.Join(dir, "ctl.sock")
+	if err := os.WriteFile(cfg, []byte(rigConfig(port, appSpec{Command: testappServe("--notify", "--helper")})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := pid1(t, "--control", ctl, "-c", cfg)
+	p.waitStderrLine(t, regexp.MustCompile(`generation ready: generation=1\b`), waitDeadline)
+	for i := 1; i <= reloads; i++ {
+		if code, stderr, err := runToExit(rotiniBin, "reload", "--wait", "--control", ctl); err != nil || code != 0 {
+			t.Fatalf("reload %d: exit %d (%v) %s", i, code, err, stderr)
+		}
+		p.waitStderrLine(t, regexp.MustCompile(`generation drained: generation=`+strconv.Itoa(i)+`\b`), waitDeadline)
+	}
+	var helpers []string
+	for _, pid := range descendants(p.target(t)) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if args := strings.Split(string(b), "\x00"); len(args) > 1 && args[1] == "helper" && alive(pid) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			gen := ""
+			for _, kv := range strings.Split(string(b), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "ROTINI_GENERATION="); ok {
+					gen = v
+				}
+			}
+			helpers = append(helpers, fmt.Sprintf("pid %d gen %s", pid, gen))
+		}
+	}
+	want := strconv.Itoa(reloads + 1)
+	if len(helpers) != 2 || !strings.HasSuffix(helpers[0], " gen "+want) || !strings.HasSuffix(helpers[1], " gen "+want) {
+		t.Errorf("helpers after %d reloads: %v, want the 2 of generation %s", reloads, helpers, want)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, waitDeadline); code != 0 {
+		t.Errorf("rotini exited %d after TERM, want 0", code)
+	}
+}
