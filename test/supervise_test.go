@@ -469,3 +469,34 @@ func TestDetachedHelpersStopAsPID1(t *testing.T) {
 		t.Errorf("rotini exited %d after TERM, want 0", code)
 	}
 }
+
+// TestCheckBoundsWorkers: `rotini check` refuses more than 1000 workers,
+// pointing at the value's file:line, and accepts 1000.
+func TestCheckBoundsWorkers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		workers int
+		code    int
+	}{{100000, 78}, {1000, 0}} {
+		cfg := filepath.Join(dir, fmt.Sprintf("w%d.hcl", tc.workers))
+		src := fmt.Sprintf("app \"web\" {\n  command = [\"true\"]\n  workers = %d\n}\n", tc.workers)
+		if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, stderr, err := runToExit(rotiniBin, "check", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code {
+			t.Errorf("check of workers = %d: exit %d, want %d\n%s", tc.workers, code, tc.code, stderr)
+		}
+		if tc.code != 0 {
+			for _, want := range []string{cfg + ":3,", "Too many workers", "at most 1000"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("check of workers = %d: diagnostics lack %q:\n%s", tc.workers, want, stderr)
+				}
+			}
+		}
+	}
+}
