@@ -64,7 +64,8 @@ type generation struct {
 	helpers         map[int]procIdentity
 	helpersKilled   bool
 	helpersKilledAt time.Time
-	helperPoll      bool // an evHelpers is pending
+	helpersScanned  time.Time // last full scan once the workers were gone
+	helperPoll      bool      // an evHelpers is pending
 	// forkBackoff is each worker slot's next delay before another try to
 	// start it after a fork failed for lack of processes (see fork.go).
 	forkBackoff map[int]time.Duration

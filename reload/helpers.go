@@ -29,8 +29,13 @@ import (
 // it signalled are gone: they are not rotini's children, so nothing tells.
 const helperPoll = 100 * time.Millisecond
 
-// killGrace bounds the wait for SIGKILLed helpers to vanish.
-const killGrace = 5 * time.Second
+// killGrace bounds the wait for SIGKILLed helpers to vanish;
+// helperRescan is how often a draining generation without workers looks
+// for helpers it has not found yet.
+const (
+	killGrace    = 5 * time.Second
+	helperRescan = time.Second
+)
 
 type evHelpers struct{ g *generation }
 
@@ -120,12 +125,18 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 			_ = unix.Kill(pid, unix.SIGCONT)
 		}
 	}
+	return found, a.pruneHelpers(g)
+}
+
+// pruneHelpers forgets g's helpers that are gone and reports how many
+// remain; it reads only their /proc entries.
+func (a *app) pruneHelpers(g *generation) int {
 	for pid, id := range g.helpers {
 		if _, state, start, ok := procStat(pid); !ok || state == 'Z' || start != id.start {
 			delete(g.helpers, pid)
 		}
 	}
-	return found, len(g.helpers)
+	return len(g.helpers)
 }
 
 // signalHelpers sends sig to g's known helpers and to any found now.
@@ -173,7 +184,20 @@ func (a *app) maybeDrained(g *generation) {
 	// SIGKILL cannot be refused, but takes the kernel a moment; a process
 	// stuck in uninterruptible sleep may take longer than is worth
 	// waiting, so after killGrace the generation counts as drained anyway.
-	if _, remain := a.scanHelpers(g, sig); remain == 0 || (g.helpersKilled && time.Since(g.helpersKilledAt) > killGrace) {
+	//
+	// Between full scans of rotini's descendants (when the last worker
+	// has gone, then every helperRescan, and before the verdict) only the
+	// known helpers are looked at: a scan reads every descendant's
+	// environment.
+	remain := 0
+	if !g.helpersScanned.IsZero() && time.Since(g.helpersScanned) < helperRescan {
+		remain = a.pruneHelpers(g)
+	}
+	if remain == 0 {
+		_, remain = a.scanHelpers(g, sig)
+		g.helpersScanned = time.Now()
+	}
+	if remain == 0 || (g.helpersKilled && time.Since(g.helpersKilledAt) > killGrace) {
 		if remain > 0 {
 			a.log.Warn("helpers of the generation survive SIGKILL; not waiting for them", "generation", g.num, "helpers", remain)
 		}
