@@ -20,6 +20,7 @@ import (
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // The client verbs talk to a running rotini over its control socket. Each
@@ -256,12 +257,32 @@ func (c *CLI) status(args []string) int {
 // worker, one summary line per app.
 func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 	fmt.Fprintf(w, "rotini %s  pid %d  up %s  control %s\n", st.Version, st.Pid, age(now, st.Started), path)
-	if len(st.Listeners) > 0 {
-		var ls []string
-		for _, l := range st.Listeners {
-			ls = append(ls, l.Name+" "+l.Address)
+	for _, l := range st.Listeners {
+		line := fmt.Sprintf("listener %s %s", l.Name, l.Address)
+		if l.Mode != "" {
+			line += " " + string(l.Mode)
 		}
-		fmt.Fprintf(w, "listeners  %s\n", strings.Join(ls, ", "))
+		if l.Migrate {
+			line += " (tcp_migrate_req on)"
+		}
+		if l.Note != "" {
+			line += ": " + l.Note
+		}
+		fmt.Fprintln(w, line)
+		if l.Mode != sockets.Steered {
+			continue
+		}
+		for _, s := range l.Sockets {
+			who := "retired"
+			if s.Generation > 0 {
+				who = fmt.Sprintf("generation %d", s.Generation)
+			}
+			role := ""
+			if s.Serving {
+				role = "  serving: receives new connections"
+			}
+			fmt.Fprintf(w, "  %-14s queue %d%s\n", who, s.Queued, role)
+		}
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

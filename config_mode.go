@@ -12,6 +12,7 @@ import (
 	"github.com/rotini-dev/rotini/control"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -81,18 +82,18 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 
 	warnStopGrace(log, cfg)
 
-	var listeners []*reload.Listener
-	for _, l := range cfg.Listeners {
-		ln, err := reload.Listen(reload.ListenerOptions{
-			Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
-			Mode: l.Mode, Owner: l.Owner, Group: l.Group,
-		})
-		if err != nil {
-			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
-			return ExitInternal
+	socks, err := sockets.NewLocal(log.Named("sockets"), socketSpecs(cfg))
+	if err != nil {
+		fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+		return ExitInternal
+	}
+	defer socks.Close()
+	for _, l := range socks.Status() {
+		if l.Note != "" {
+			log.Info("listening", "listener", l.Name, "address", l.Address, "mode", l.Mode, "note", l.Note)
+		} else {
+			log.Info("listening", "listener", l.Name, "address", l.Address, "mode", l.Mode)
 		}
-		log.Info("listening", "listener", l.Name, "address", ln.Addr)
-		listeners = append(listeners, ln)
 	}
 
 	r, stopReaper := c.startReaper(log)
@@ -100,7 +101,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	m, err := reload.New(reload.Options{
 		Log:        log,
 		Reaper:     r,
-		Listeners:  listeners,
+		Sockets:    socks,
 		Apps:       appOptions(cfg),
 		RuntimeDir: reload.RuntimeDir(),
 		Env:        os.Environ(),
@@ -178,7 +179,7 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 		out = append(out, reload.AppOptions{
 			Name: a.Name,
 			Spawn: func(v reload.SpawnVars) ([]string, []string, string, error) {
-				return a.Spawn(config.SpawnVars{FDs: v.FDs, Generation: v.Generation, Worker: v.Worker, Env: env})
+				return a.Spawn(config.SpawnVars{FDs: v.FDs, Ports: v.Ports, Generation: v.Generation, Worker: v.Worker, Env: env})
 			},
 			Workers:             a.Workers,
 			Listen:              a.Listen,
@@ -200,6 +201,37 @@ func appOptions(cfg *config.Config) []reload.AppOptions {
 			CrashWindow:       a.CrashWindow,
 			Watch:             watchOptions(a.Watch),
 		})
+	}
+	return out
+}
+
+// socketSpecs says how to bind each listener: steered when its app rotates
+// and the config does not say otherwise.
+func socketSpecs(cfg *config.Config) []sockets.Spec {
+	mode := map[string]string{}
+	for _, a := range cfg.Apps {
+		for _, name := range a.Listen {
+			mode[name] = a.Reload
+		}
+	}
+	var out []sockets.Spec
+	for _, l := range cfg.Listeners {
+		s := sockets.Spec{
+			ListenerOptions: sockets.ListenerOptions{
+				Name: l.Name, Network: l.Network, Address: l.Address, Backlog: l.Backlog,
+				Mode: l.Mode, Owner: l.Owner, Group: l.Group,
+			},
+			Steer: l.Steer,
+			Grace: l.SwitchGrace,
+		}
+		switch m := mode[l.Name]; {
+		case !l.Steer:
+			s.Why = "steer = false in the config: generations share one socket"
+		case m != config.ReloadRotate:
+			s.Steer = false
+			s.Why = fmt.Sprintf("its app reloads by %s: one generation at a time, one socket", m)
+		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -42,6 +42,17 @@ type rawApp struct {
 
 	Ready *rawReady `hcl:"ready,block"`
 	Watch *rawWatch `hcl:"watch,block"`
+	Proxy *rawProxy `hcl:"proxy,block"`
+}
+
+type rawProxy struct {
+	DefRange hcl.Range `hcl:",def_range"`
+
+	ProxyProtocol  *hcl.Attribute `hcl:"proxy_protocol"`
+	Ports          *hcl.Attribute `hcl:"ports"`
+	MaxConnections *hcl.Attribute `hcl:"max_connections"`
+	IdleTimeout    *hcl.Attribute `hcl:"idle_timeout"`
+	DialTimeout    *hcl.Attribute `hcl:"dial_timeout"`
 }
 
 type rawReady struct {
@@ -109,10 +120,11 @@ func (d *decoder) app(r *rawApp, listeners map[string]*listener) App {
 		a.Workers = 1
 	}
 	a.Listen = d.listen(r.Listen, r.Name, listeners)
+	a.Proxy = d.proxy(r.Proxy, a.Listen)
 
 	// The spawn-time expressions are checked now against placeholder
 	// values, so that a typo is reported at load with its position.
-	sc := newStaticChecker(d, r.Name, a.Listen, listeners)
+	sc := newStaticChecker(d, r.Name, a.Listen, listeners, a.Proxy)
 	if d.required(r.Command, "command", r.DefRange) {
 		a.Command = r.Command.Expr
 		sc.command(a.Command)
@@ -121,7 +133,7 @@ func (d *decoder) app(r *rawApp, listeners map[string]*listener) App {
 		a.Dir = r.Dir.Expr
 		sc.string(a.Dir)
 	}
-	a.Env = d.env(r.Env, sc)
+	a.Env = d.env(r.Env, sc, a.Proxy != nil)
 
 	a.User = d.str(r.User, "")
 	a.Group = d.str(r.Group, "")
@@ -207,7 +219,7 @@ func declared(listeners map[string]*listener) string {
 
 // env decodes `env = { NAME = "value", … }`, keeping each value as an
 // expression for Spawn.
-func (d *decoder) env(a *hcl.Attribute, sc *staticChecker) map[string]hcl.Expression {
+func (d *decoder) env(a *hcl.Attribute, sc *staticChecker, proxy bool) map[string]hcl.Expression {
 	if a == nil {
 		return nil
 	}
@@ -231,6 +243,10 @@ func (d *decoder) env(a *hcl.Attribute, sc *staticChecker) map[string]hcl.Expres
 		case slices.Contains(reservedEnv, name):
 			d.errorf(p.Key.Range(), "Reserved environment variable",
 				"rotini sets %s in every worker itself; an app cannot override %s.", strings.Join(reservedEnv, ", "), name)
+			continue
+		case proxy && name == "PORT":
+			d.errorf(p.Key.Range(), "Reserved environment variable",
+				"rotini sets PORT to each generation's port of the first listener when the app has a proxy block; an app cannot override it.")
 			continue
 		case env[name] != nil:
 			d.errorf(p.Key.Range(), "Duplicate environment variable", "The variable %s is set twice.", name)
@@ -338,4 +354,57 @@ func (d *decoder) globs(a *hcl.Attribute) []string {
 		}
 	}
 	return globs
+}
+
+// Default settings of a proxy block.
+const (
+	DefaultMaxConnections = 10000
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultDialTimeout    = 5 * time.Second
+)
+
+// proxy decodes an app's proxy block; nil when there is none.
+func (d *decoder) proxy(raw *rawProxy, listen []string) *Proxy {
+	if raw == nil {
+		return nil
+	}
+	p := &Proxy{MaxConnections: DefaultMaxConnections, IdleTimeout: DefaultIdleTimeout, DialTimeout: DefaultDialTimeout}
+	if len(listen) == 0 {
+		d.errorf(raw.DefRange, "Proxy without listeners",
+			"A proxy block relays connections from the app's listeners, and this app lists none: add listen = [\"NAME\"].")
+	}
+	p.ProxyProtocol = d.oneOf(raw.ProxyProtocol, "", "Invalid PROXY protocol version", "", "v1", "v2")
+	if s, ok := value[string](d, raw.Ports); ok && s != "" {
+		lo, hi, ok := parsePortRange(s)
+		switch {
+		case !ok:
+			d.errorf(raw.Ports.Expr.Range(), "Invalid port range",
+				"The ports %q are not a range LOW-HIGH of ports from 1 to 65535, such as \"20000-20999\".", s)
+		case hi-lo+1 < 2*max(len(listen), 1):
+			// During a rotation the serving and the new generation each
+			// hold a port per listener.
+			d.errorf(raw.Ports.Expr.Range(), "Port range too small",
+				"The range %q holds %d ports; two generations of an app with %d listeners need at least %d.", s, hi-lo+1, len(listen), 2*len(listen))
+		default:
+			p.PortMin, p.PortMax = lo, hi
+		}
+	}
+	p.MaxConnections = d.integer(raw.MaxConnections, p.MaxConnections, 1, "Invalid connection limit")
+	p.IdleTimeout = d.duration(raw.IdleTimeout, p.IdleTimeout, true)
+	p.DialTimeout = d.duration(raw.DialTimeout, p.DialTimeout, true)
+	return p
+}
+
+// parsePortRange parses "LOW-HIGH", or a single port "N" as N-N.
+func parsePortRange(s string) (lo, hi int, ok bool) {
+	l, h, isRange := strings.Cut(s, "-")
+	if !isRange {
+		h = l
+	}
+	a, err1 := strconv.ParseUint(strings.TrimSpace(l), 10, 16)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(h), 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || a > b {
+		return 0, 0, false
+	}
+	return int(a), int(b), true
 }

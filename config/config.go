@@ -38,6 +38,12 @@ type Listener struct {
 	// Owner and Group are empty for tcp.
 	Mode         os.FileMode
 	Owner, Group string
+	// Steer gives each generation its own socket and steers new
+	// connections to the serving one (default true; see package sockets).
+	Steer bool
+	// SwitchGrace is how long a replaced generation keeps accepting once
+	// its socket's queue is empty; 0 means the default.
+	SwitchGrace time.Duration
 }
 
 // Reload modes of an app.
@@ -85,6 +91,24 @@ type App struct {
 	LogPrefix bool
 	Ready     Ready
 	Watch     Watch
+	// Proxy is nil unless the app has a proxy block.
+	Proxy *Proxy
+}
+
+// Proxy says that rotini relays connections from the app's listeners to
+// a loopback port per generation and listener, instead of passing the
+// listeners to the workers: the workers get PORT and port.<listener>, and
+// no fd.
+type Proxy struct {
+	// ProxyProtocol is "", "v1" or "v2": the PROXY protocol header sent to
+	// the app before the client's bytes; "" sends none.
+	ProxyProtocol string
+	// PortMin and PortMax bound the ports given to generations; both 0
+	// means a free ephemeral loopback port each time.
+	PortMin, PortMax int
+	MaxConnections   int           // connections relayed at once, at least 1
+	IdleTimeout      time.Duration // close a connection idle both ways this long
+	DialTimeout      time.Duration // connecting to a generation's port
 }
 
 // Ready says when a new worker counts as ready: every configured check

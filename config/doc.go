@@ -28,6 +28,9 @@
 //
 //	fd.<listener>  the fd number of a listener in the worker (3, 4, … in the
 //	               order of the app's listen list)
+//	port.<listener> with a proxy block instead of fd: the loopback port the
+//	               generation listens on for that listener (SpawnVars.Ports);
+//	               Spawn also puts the first one in PORT
 //	generation     the app's generation, from 1
 //	worker         the worker's index in its generation, from 0
 //	env.<NAME>     a variable of rotini's environment (SpawnVars.Env)
@@ -35,9 +38,11 @@
 // so `command = ["uvicorn", "--fd", "${fd.http}", "main:app"]` gives
 // ["uvicorn", "--fd", "3", "main:app"]; whole numbers render as integers.
 // At load the expressions are checked once with placeholder values
-// (fd.<listed> = 3, 4, …, generation = 1, worker = 0, env unknown): an
-// unknown variable, fd.<name> of a listener the app does not list, or a
-// value of the wrong type is a diagnostic with its position. Which env
+// (fd.<listed> = 3, 4, … or port.<listed> = 20000, 20001, …, generation =
+// 1, worker = 0, env unknown): an unknown variable, fd.<name> or
+// port.<name> of a listener the app does not list, fd in proxy mode, port
+// without it, or a value of the wrong type is a diagnostic with its
+// position. Which env
 // names exist is only known at spawn, where a missing one is an error that
 // names the file position. Other arguments take no variables.
 package config

@@ -21,6 +21,8 @@ type rawListener struct {
 	Mode    *hcl.Attribute `hcl:"mode"`
 	Owner   *hcl.Attribute `hcl:"owner"`
 	Group   *hcl.Attribute `hcl:"group"`
+	Steer   *hcl.Attribute `hcl:"steer"`
+	Grace   *hcl.Attribute `hcl:"switch_grace"`
 }
 
 // listener is a decoded listener plus what validating the apps needs.
@@ -59,6 +61,8 @@ func (d *decoder) listener(r *rawListener) *Listener {
 		}
 	}
 	l.Backlog = d.integer(r.Backlog, l.Backlog, 1, "Invalid backlog")
+	l.Steer = d.boolean(r.Steer, true)
+	l.SwitchGrace = d.duration(r.Grace, 0, false)
 	if l.Network == "unix" {
 		l.Mode = d.mode(r.Mode, 0o660)
 		l.Owner = d.str(r.Owner, "")

@@ -133,9 +133,9 @@ func TestFull(t *testing.T) {
 	want := &Config{
 		Filename: "testdata/valid/full.hcl",
 		Listeners: []Listener{
-			{Name: "http", Network: "tcp", Address: "0.0.0.0:8000", Backlog: 1024},
-			{Name: "admin", Network: "tcp6", Address: "[::1]:9000", Backlog: 64},
-			{Name: "sock", Network: "unix", Address: "/run/app.sock", Backlog: 1024, Mode: 0o660, Owner: "www", Group: "www"},
+			{Name: "http", Network: "tcp", Address: "0.0.0.0:8000", Backlog: 1024, Steer: true},
+			{Name: "admin", Network: "tcp6", Address: "[::1]:9000", Backlog: 64, Steer: true},
+			{Name: "sock", Network: "unix", Address: "/run/app.sock", Backlog: 1024, Mode: 0o660, Owner: "www", Group: "www", Steer: true},
 		},
 		Apps: []App{
 			{
@@ -240,5 +240,79 @@ func TestLoadMissingFile(t *testing.T) {
 	cfg, diags := Load(filepath.Join(t.TempDir(), "nope.hcl"))
 	if cfg != nil || !diags.HasErrors() || diags[0].Summary != "Failed to read config file" {
 		t.Fatalf("Load = %v, %v", cfg, diags)
+	}
+}
+
+func TestProxy(t *testing.T) {
+	cfg, diags := Load("testdata/valid/proxy.hcl")
+	if len(diags) > 0 {
+		t.Fatalf("unexpected diagnostics: %s", diags.Error())
+	}
+	want := []*Proxy{
+		{ProxyProtocol: "v2", PortMin: 20000, PortMax: 20999, MaxConnections: 500, IdleTimeout: 30 * time.Second, DialTimeout: time.Second},
+		{MaxConnections: 10000, IdleTimeout: 5 * time.Minute, DialTimeout: 5 * time.Second},
+	}
+	var got []*Proxy
+	for _, a := range cfg.Apps {
+		got = append(got, a.Proxy)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("proxy blocks (-want +got):\n%s", diff)
+	}
+	if p := cfg.Apps[0].Proxy; p == nil || cfg.Apps[0].Reload != ReloadRotate {
+		t.Errorf("an app with listeners and a proxy block rotates: got reload %q", cfg.Apps[0].Reload)
+	}
+	cfg, diags = Parse([]byte(`listen "l" { address = "tcp://:1" }
+app "a" {
+  command = ["x"]
+  listen = ["l"]
+}`), "noproxy.hcl")
+	if diags.HasErrors() || cfg.Apps[0].Proxy != nil {
+		t.Errorf("an app without a proxy block: Proxy = %+v, %v", cfg.Apps[0].Proxy, diags)
+	}
+}
+
+func TestPortRange(t *testing.T) {
+	for s, want := range map[string][2]int{
+		"20000-20999": {20000, 20999}, "1-65535": {1, 65535}, "8000": {8000, 8000}, " 1 - 2 ": {1, 2},
+		"0-10": {}, "10-9": {}, "1-65536": {}, "a-b": {}, "": {}, "-": {}, "1-2-3": {},
+	} {
+		lo, hi, ok := parsePortRange(s)
+		if ok != (want != [2]int{}) || [2]int{lo, hi} != want {
+			t.Errorf("parsePortRange(%q) = %d, %d, %v; want %v", s, lo, hi, ok, want)
+		}
+	}
+}
+
+// The proxy block that config.hcl.example shows commented out is valid as
+// written once uncommented, and states the defaults.
+func TestExampleProxyBlock(t *testing.T) {
+	src, err := os.ReadFile("../config.hcl.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	for _, line := range strings.Split(string(src), "\n") {
+		l := strings.TrimPrefix(strings.TrimSpace(line), "# ")
+		if strings.HasPrefix(l, "proxy {") || len(block) > 0 {
+			block = append(block, l)
+			if l == "}" {
+				break
+			}
+		}
+	}
+	if len(block) == 0 {
+		t.Fatal("no commented proxy block in config.hcl.example")
+	}
+	cfg, diags := Parse([]byte(`listen "http" { address = "tcp://127.0.0.1:8000" }
+app "web" {
+  command = ["./server"]
+  listen  = ["http"]
+  `+strings.Join(block, "\n")+"\n}\n"), "example-proxy.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("the example's proxy block: %s", diags.Error())
+	}
+	if diff := cmp.Diff(&Proxy{MaxConnections: DefaultMaxConnections, IdleTimeout: DefaultIdleTimeout, DialTimeout: DefaultDialTimeout}, cfg.Apps[0].Proxy); diff != "" {
+		t.Errorf("the example's proxy block is not at the defaults (-want +got):\n%s", diff)
 	}
 }

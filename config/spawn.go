@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -15,6 +16,9 @@ type SpawnVars struct {
 	// FDs maps each listener the worker receives to its fd number in the
 	// worker: fd.<name>.
 	FDs map[string]int
+	// Ports maps each listener of an app with a proxy block to its
+	// generation's loopback port: port.<name>, and PORT for the first.
+	Ports map[string]int
 	// Generation counts the app's generations from 1; Worker is the
 	// worker's index in its generation, from 0.
 	Generation, Worker int
@@ -24,20 +28,32 @@ type SpawnVars struct {
 
 // Spawn evaluates the app's command, env and dir for one worker. env holds
 // the app's env entries only, as NAME=value sorted by name; the caller adds
-// them to the inherited environment. dir is "" when the app sets none.
+// them to the inherited environment; with a proxy block it also holds
+// PORT, the port of the app's first listener in v.Ports. dir is "" when
+// the app sets none.
 //
 // The expressions were checked at load, so an error here means a variable
 // the load could not know about: an env.<NAME> missing from v.Env, or an
 // fd.<name> missing from v.FDs. The error is hcl.Diagnostics and names the
 // file position.
 func (a *App) Spawn(v SpawnVars) (argv, env []string, dir string, err error) {
-	ctx := evalContext(v.FDs, v.Generation, v.Worker, envValue(v.Env))
+	ctx := evalContext(v.FDs, v.Ports, v.Generation, v.Worker, envValue(v.Env))
 	var diags hcl.Diagnostics
 	argv, diags = evalCommand(a.Command, ctx)
 	for _, name := range slices.Sorted(maps.Keys(a.Env)) {
 		s, ds := evalString(a.Env[name], ctx)
 		diags = append(diags, ds...)
 		env = append(env, name+"="+s)
+	}
+	if a.Proxy != nil && len(a.Listen) > 0 {
+		port, ok := v.Ports[a.Listen[0]]
+		if !ok {
+			return nil, nil, "", fmt.Errorf("app %s: no port for listener %q", a.Name, a.Listen[0])
+		}
+		// The app's env cannot set PORT (checked at load), so it is added
+		// once, in its sorted place.
+		i, _ := slices.BinarySearch(env, "PORT=")
+		env = slices.Insert(env, i, "PORT="+strconv.Itoa(port))
 	}
 	if a.Dir != nil {
 		var ds hcl.Diagnostics
@@ -50,17 +66,22 @@ func (a *App) Spawn(v SpawnVars) (argv, env []string, dir string, err error) {
 	return argv, env, dir, nil
 }
 
-func evalContext(fds map[string]int, generation, worker int, env cty.Value) *hcl.EvalContext {
-	fd := make(map[string]cty.Value, len(fds))
-	for name, n := range fds {
-		fd[name] = cty.NumberIntVal(int64(n))
-	}
+func evalContext(fds, ports map[string]int, generation, worker int, env cty.Value) *hcl.EvalContext {
 	return &hcl.EvalContext{Variables: map[string]cty.Value{
-		"fd":         cty.ObjectVal(fd),
+		"fd":         numbers(fds),
+		"port":       numbers(ports),
 		"generation": cty.NumberIntVal(int64(generation)),
 		"worker":     cty.NumberIntVal(int64(worker)),
 		"env":        env,
 	}}
+}
+
+func numbers(m map[string]int) cty.Value {
+	o := make(map[string]cty.Value, len(m))
+	for name, n := range m {
+		o[name] = cty.NumberIntVal(int64(n))
+	}
+	return cty.ObjectVal(o)
 }
 
 func envValue(env map[string]string) cty.Value {
@@ -152,24 +173,30 @@ func toString(val cty.Value, rng hcl.Range) (string, hcl.Diagnostics) {
 
 // staticChecker checks an app's spawn-time expressions at load: every
 // variable must exist for every spawn, and evaluating with placeholder
-// values (fd.<listed> = 3, 4, …, generation = 1, worker = 0, env unknown)
-// must give values of the right type.
+// values (fd.<listed> = 3, 4, … or, with a proxy block, port.<listed> =
+// 20000, 20001, …; generation = 1, worker = 0, env unknown) must give
+// values of the right type.
 type staticChecker struct {
 	d        *decoder
 	app      string
 	listed   []string
 	declared map[string]*listener
+	proxy    bool
 	ctx      *hcl.EvalContext
 }
 
-func newStaticChecker(d *decoder, app string, listed []string, declared map[string]*listener) *staticChecker {
-	fds := map[string]int{}
+func newStaticChecker(d *decoder, app string, listed []string, declared map[string]*listener, proxy *Proxy) *staticChecker {
+	fds, ports := map[string]int{}, map[string]int{}
 	for i, name := range listed {
-		fds[name] = 3 + i
+		if proxy != nil {
+			ports[name] = 20000 + i
+		} else {
+			fds[name] = 3 + i
+		}
 	}
 	return &staticChecker{
-		d: d, app: app, listed: listed, declared: declared,
-		ctx: evalContext(fds, 1, 0, cty.UnknownVal(cty.Map(cty.String))),
+		d: d, app: app, listed: listed, declared: declared, proxy: proxy != nil,
+		ctx: evalContext(fds, ports, 1, 0, cty.UnknownVal(cty.Map(cty.String))),
 	}
 }
 
@@ -203,7 +230,19 @@ func (c *staticChecker) variables(expr hcl.Expression) bool {
 		rng := t.SourceRange()
 		switch root := t.RootName(); root {
 		case "generation", "worker", "env":
-		case "fd":
+		case "fd", "port":
+			if root == "fd" && c.proxy {
+				ok = false
+				c.d.errorf(rng, "No fd in proxy mode",
+					"App %q has a proxy block: rotini keeps its listeners and relays to a port per generation, so its workers get no fd. Use port.<listener> or PORT.", c.app)
+				continue
+			}
+			if root == "port" && !c.proxy {
+				ok = false
+				c.d.errorf(rng, "No port without a proxy block",
+					"port.<listener> is the generation's port in proxy mode, and app %q has no proxy block: add proxy {}, or pass the socket with fd.<listener>.", c.app)
+				continue
+			}
 			name, isName := stepName(t)
 			if !isName || slices.Contains(c.listed, name) {
 				continue // evaluation reports what is wrong with it
@@ -211,15 +250,15 @@ func (c *staticChecker) variables(expr hcl.Expression) bool {
 			ok = false
 			if c.declared[name] != nil {
 				c.d.errorf(rng, "Listener not in listen list",
-					"fd.%s refers to listener %q, which app %q does not list in listen. A worker only receives the listeners its app lists.", name, name, c.app)
+					"%s.%s refers to listener %q, which app %q does not list in listen. A worker only receives the listeners its app lists.", root, name, name, c.app)
 			} else {
 				c.d.errorf(rng, "Unknown listener",
-					"fd.%s refers to listener %q, but there is no listen %q block.", name, name, name)
+					"%s.%s refers to listener %q, but there is no listen %q block.", root, name, name, name)
 			}
 		default:
 			ok = false
 			c.d.errorf(rng, "Unknown variable",
-				"There is no variable named %q. A command, env or dir can use fd.<listener>, generation, worker and env.<NAME>.", root)
+				"There is no variable named %q. A command, env or dir can use fd.<listener> (port.<listener> with a proxy block), generation, worker and env.<NAME>.", root)
 		}
 	}
 	return ok

@@ -74,3 +74,39 @@ func TestSpawnMissingEnv(t *testing.T) {
 		t.Fatalf("Spawn error = %v, want one naming env.hcl:2 and TOKEN", err)
 	}
 }
+
+// In proxy mode a worker gets its generation's ports: port.<name> in its
+// command and env, and PORT (the first listener's) in its environment.
+func TestSpawnProxy(t *testing.T) {
+	src := `
+listen "http" { address = "tcp://0.0.0.0:8000" }
+listen "admin" { address = "tcp://127.0.0.1:9000" }
+app "node" {
+  listen  = ["http", "admin"]
+  command = ["node", "server.js", "--admin", port.admin]
+  env = {
+    ADMIN_PORT = "${port.admin}"
+    A          = "first"
+    Z          = "last"
+  }
+  proxy {}
+}
+`
+	cfg, diags := Parse([]byte(src), "proxy.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	argv, env, _, err := cfg.Apps[0].Spawn(SpawnVars{Ports: map[string]int{"http": 41000, "admin": 41001}, Generation: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"node", "server.js", "--admin", "41001"}, argv); diff != "" {
+		t.Errorf("argv (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"A=first", "ADMIN_PORT=41001", "PORT=41000", "Z=last"}, env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+	if _, _, _, err := cfg.Apps[0].Spawn(SpawnVars{Generation: 3}); err == nil {
+		t.Error("Spawn without ports succeeded; it must say that the ports are missing")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -40,9 +41,11 @@ type generation struct {
 	app       *app
 	num       int
 	o         AppOptions
-	dir       string // resolved at start: a `current` symlink pins the release
-	listeners []*Listener
-	probe     *Listener // private loopback socket for `ready { http = "/path" }`
+	dir       string              // resolved at start: a `current` symlink pins the release
+	names     []string            // the app's listeners this generation has a socket of
+	listeners []*sockets.Listener // in fd order: names', then the probe's
+	probe     *sockets.Listener   // private loopback socket for `ready { http = "/path" }`
+	err       error               // the generation could not get its sockets
 	workers   map[int]*worker
 	state     genState
 	ready     bool
@@ -54,6 +57,10 @@ type generation struct {
 	// draining, so that it does not keep the generation alive for its
 	// whole timeout after it has gone.
 	readyTimer *time.Timer
+	// handoff: replaced, receiving no new connection, not yet signalled:
+	// its workers accept what its sockets still queue.
+	handoff   bool
+	signalled bool // the stop signal was sent
 	// crashes are the deaths counted toward crash_limit, one per burst
 	// (see crashed); backoff is each worker slot's next restart delay.
 	crashes []crashEvent
@@ -142,6 +149,12 @@ type (
 	evBeforeReload struct {
 		r   *rotation
 		err error
+	}
+	// evHandedOff: a replaced generation's sockets are empty and the
+	// grace has passed.
+	evHandedOff struct {
+		g   *generation
+		why string
 	}
 	evStop   struct{ fast bool }
 	evSignal struct{ sig unix.Signal }
@@ -300,6 +313,10 @@ func (a *app) handle(ev any) {
 		}
 	case evBeforeReload:
 		a.beforeReloadDone(e.r, e.err)
+	case evHandedOff:
+		if e.g.handoff && !e.g.signalled {
+			a.stopGeneration(e.g, e.why)
+		}
 	case evStop:
 		a.stop(e.fast)
 	case evSignal:
@@ -333,12 +350,17 @@ func (a *app) newGeneration(o AppOptions) *generation {
 	}
 	g.dir = a.resolveDir(g)
 	for _, name := range o.Listen {
-		if l := a.m.listener(name); l != nil {
-			g.listeners = append(g.listeners, l)
+		l, err := a.m.o.Sockets.Socket(name, g.num)
+		if err != nil {
+			g.err = fmt.Errorf("listener %s: %w", name, err)
+			a.releaseSockets(g)
+			return g
 		}
+		g.names = append(g.names, name)
+		g.listeners = append(g.listeners, l)
 	}
 	if strings.HasPrefix(o.Ready.HTTP, "/") {
-		p, err := Listen(ListenerOptions{Name: "rotini-probe", Network: "tcp4", Address: "127.0.0.1:0", Backlog: 64})
+		p, err := sockets.Listen(sockets.ListenerOptions{Name: "rotini-probe", Network: "tcp4", Address: "127.0.0.1:0", Backlog: 64})
 		if err != nil {
 			a.log.Error("probe socket", "error", err)
 		} else {
@@ -369,8 +391,75 @@ func (a *app) startServing() *generation {
 	g := a.newGeneration(a.o)
 	g.state = serving
 	a.serving = g
+	if g.err != nil {
+		a.log.Error("generation cannot start", "generation", g.num, "error", g.err)
+	}
+	a.steer(g)
 	a.startWorkers(g)
 	return g
+}
+
+// steer sends every new connection of g's listeners to g's sockets.
+func (a *app) steer(g *generation) {
+	for _, name := range g.names {
+		if err := a.m.o.Sockets.Serve(name, g.num); err != nil {
+			a.log.Error("cannot steer new connections", "generation", g.num, "listener", name, "error", err)
+		}
+	}
+}
+
+// releaseSockets gives back g's sockets once its workers are gone.
+func (a *app) releaseSockets(g *generation) {
+	for _, name := range g.names {
+		a.m.o.Sockets.Release(name, g.num)
+	}
+	g.names = nil
+}
+
+// handoff retires g, which no longer receives new connections: it gets its
+// stop signal once its workers have accepted what its sockets queued, and a
+// grace for handshakes that were in flight at the switch has passed. A
+// naive drain (stop accepting, finish what was accepted) then loses
+// nothing.
+func (a *app) handoff(g *generation, why string) {
+	g.state = draining
+	g.stopAt = time.Now()
+	g.handoff = true
+	a.draining = append(a.draining, g)
+	if g.readyTimer != nil {
+		g.readyTimer.Stop()
+	}
+	socks, names, num := a.m.o.Sockets, append([]string(nil), g.names...), g.num
+	limit := g.o.StopTimeout
+	go func() {
+		var grace time.Duration
+		for _, n := range names {
+			grace = max(grace, socks.Grace(n))
+		}
+		deadline := time.Now().Add(limit)
+		for time.Now().Before(deadline) {
+			queued := 0
+			for _, n := range names {
+				queued += max(socks.Queued(n, num), 0)
+			}
+			if queued == 0 {
+				break
+			}
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-a.quit:
+				return
+			}
+		}
+		if grace > 0 {
+			select {
+			case <-time.After(grace):
+			case <-a.quit:
+				return
+			}
+		}
+		a.send(evHandedOff{g, why})
+	}()
 }
 
 // resolveDir evaluates the app's dir and resolves symlinks now, so that a
@@ -442,7 +531,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 
 // probe retries the configured checks until they pass or the worker is no
 // longer starting; it reports success once.
-func (a *app) probe(w *worker, probeL *Listener, r ReadyOptions) {
+func (a *app) probe(w *worker, probeL *sockets.Listener, r ReadyOptions) {
 	interval := r.Interval
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
@@ -679,6 +768,7 @@ func (a *app) stopGeneration(g *generation, why string) {
 			g.readyTimer.Stop()
 		}
 	}
+	g.signalled = true
 	sig, timeout := g.o.StopSignal, g.o.StopTimeout
 	if a.fast {
 		sig, timeout = unix.SIGQUIT, min(fastStopTimeout, g.o.StopTimeout)
@@ -700,6 +790,8 @@ func (a *app) stopGeneration(g *generation, why string) {
 }
 
 func (a *app) drained(g *generation) {
+	// Its workers are gone, perhaps during the handoff: nothing to signal.
+	g.handoff = false
 	if g.killTimer != nil {
 		g.killTimer.Stop()
 	}
@@ -712,12 +804,14 @@ func (a *app) drained(g *generation) {
 	if g.probe != nil {
 		g.probe.File.Close()
 	}
+	a.releaseSockets(g)
 	a.log.Info("generation drained", "generation", g.num, "after", time.Since(g.stopAt).Round(time.Millisecond))
 	if a.rot != nil && a.rot.old == g && a.rot.next == nil && !a.stopping {
 		// restart mode: the old generation is gone; start the new one.
 		g := a.newGeneration(a.o)
 		g.state = serving
 		a.serving, a.rot.next = g, g
+		a.steer(g)
 		a.startWorkers(g)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -19,14 +20,14 @@ import (
 // mode. Its methods may be called from any goroutine; each forwards to the
 // apps' goroutines and returns without waiting for processes.
 type Manager struct {
-	o         Options
-	apps      []*app
-	byName    map[string]*app
-	listeners map[string]*Listener
+	o       Options
+	apps    []*app
+	byName  map[string]*app
+	doneC   chan int
+	appDone chan appDone
+
 	notifyDir string
 	notify    map[string]*notifyServer // by app name
-	doneC     chan int
-	appDone   chan appDone
 
 	mu      sync.Mutex
 	workers map[int]notifyTarget // pid -> notify handler
@@ -54,20 +55,22 @@ const (
 func New(o Options) (*Manager, error) {
 	closeInheritedOnExec()
 	m := &Manager{
-		o:         o,
-		byName:    map[string]*app{},
-		listeners: map[string]*Listener{},
-		doneC:     make(chan int, 1),
-		appDone:   make(chan appDone, len(o.Apps)),
-		workers:   map[int]notifyTarget{},
-		notify:    map[string]*notifyServer{},
+		o:       o,
+		byName:  map[string]*app{},
+		doneC:   make(chan int, 1),
+		appDone: make(chan appDone, len(o.Apps)),
+		workers: map[int]notifyTarget{},
+		notify:  map[string]*notifyServer{},
 	}
-	for _, l := range o.Listeners {
-		m.listeners[l.Name] = l
+	known := map[string]bool{}
+	if o.Sockets != nil {
+		for _, l := range o.Sockets.Status() {
+			known[l.Name] = true
+		}
 	}
 	for _, ao := range o.Apps {
 		for _, name := range ao.Listen {
-			if m.listeners[name] == nil {
+			if !known[name] {
 				return nil, fmt.Errorf("app %q: no listener named %q", ao.Name, name)
 			}
 		}
@@ -170,8 +173,6 @@ func (m *Manager) wait() {
 	m.closeNotify()
 	m.doneC <- code
 }
-
-func (m *Manager) listener(name string) *Listener { return m.listeners[name] }
 
 func (m *Manager) closeNotify() {
 	for _, n := range m.notify {
@@ -378,20 +379,17 @@ func (m *Manager) Health() (bool, string) {
 	return true, "ok"
 }
 
-// Listeners describes the sockets rotini holds.
+// Listeners describes the sockets rotini holds and where each listener's
+// new connections go.
 func (m *Manager) Listeners() []ListenerStatus {
-	var out []ListenerStatus
-	for _, l := range m.o.Listeners {
-		out = append(out, ListenerStatus{Name: l.Name, Address: l.Addr})
+	if m.o.Sockets == nil {
+		return nil
 	}
-	return out
+	return m.o.Sockets.Status()
 }
 
-// ListenerStatus describes one socket rotini holds.
-type ListenerStatus struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-}
+// ListenerStatus describes one listener and its sockets.
+type ListenerStatus = sockets.ListenerStatus
 
 // Done yields rotini's exit code once every app has stopped.
 func (m *Manager) Done() <-chan int { return m.doneC }

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -28,6 +29,7 @@ const (
 // SpawnVars are the values a worker's command, env and dir may depend on.
 type SpawnVars struct {
 	FDs        map[string]int // listener name -> fd number in the worker
+	Ports      map[string]int // proxy mode: listener name -> the generation's loopback port
 	Generation int
 	Worker     int
 }
@@ -81,10 +83,12 @@ type AppOptions struct {
 
 // Options configure a Manager.
 type Options struct {
-	Log       hclog.Logger
-	Reaper    *reaper.Reaper
-	Listeners []*Listener
-	Apps      []AppOptions
+	Log    hclog.Logger
+	Reaper *reaper.Reaper
+	// Sockets binds the apps' listeners and steers their connections
+	// between generations.
+	Sockets sockets.Authority
+	Apps    []AppOptions
 	// Reconfigure re-reads the config on reload. It returns the apps'
 	// new options, or an error that makes the reload fail with the old
 	// config kept. Nil means the options never change.

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rotini-dev/rotini/reaper"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // TestMain lets this test binary act as the worker shim: workers with
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 type harness struct {
 	m      *Manager
 	stop   func()
-	ln     *Listener
+	socks  *sockets.Local
 	cancel context.CancelFunc
 }
 
@@ -49,17 +50,17 @@ func newHarness(t testing.TB, o AppOptions) *harness {
 			}
 		}
 	}()
-	ln, err := Listen(ListenerOptions{Name: "http", Network: "tcp4", Address: "127.0.0.1:0"})
+	socks, err := sockets.NewLocal(log, []sockets.Spec{{ListenerOptions: sockets.ListenerOptions{Name: "http", Network: "tcp4", Address: "127.0.0.1:0"}, Steer: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Listen = []string{"http"}
-	m, err := New(Options{Log: log, Reaper: r, Listeners: []*Listener{ln}, Apps: []AppOptions{o}, RuntimeDir: t.TempDir(), Env: os.Environ()})
+	m, err := New(Options{Log: log, Reaper: r, Sockets: socks, Apps: []AppOptions{o}, RuntimeDir: t.TempDir(), Env: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
-	h := &harness{m: m, ln: ln, cancel: cancel}
+	h := &harness{m: m, socks: socks, cancel: cancel}
 	t.Cleanup(func() {
 		m.Stop(true)
 		select {
@@ -69,7 +70,7 @@ func newHarness(t testing.TB, o AppOptions) *harness {
 		}
 		signal.Stop(chld)
 		cancel()
-		ln.File.Close()
+		socks.Close()
 	})
 	return h
 }
@@ -145,7 +146,11 @@ func TestRotationsLeakNothing(t *testing.T) {
 		}
 	}
 	h.settled(t)
-	g0, f0 := runtime.NumGoroutine(), countFDs(t)
+	// A replaced generation's socket may stay in its group, retired,
+	// until a later generation takes it over (package sockets): those are
+	// counted apart from leaks.
+	fds := func() int { return countFDs(t) - len(h.socks.Status()[0].Sockets) }
+	g0, f0 := runtime.NumGoroutine(), fds()
 	const n = 200
 	for i := 0; i < n; i++ {
 		if r := h.reload(t); !r.OK {
@@ -158,7 +163,7 @@ func TestRotationsLeakNothing(t *testing.T) {
 	}
 	var g1, f1 int
 	waitFor(5*time.Second, func() bool {
-		g1, f1 = runtime.NumGoroutine(), countFDs(t)
+		g1, f1 = runtime.NumGoroutine(), fds()
 		return g1 <= g0 && f1 <= f0
 	})
 	if g1 > g0 {
@@ -166,6 +171,9 @@ func TestRotationsLeakNothing(t *testing.T) {
 	}
 	if f1 > f0 {
 		t.Errorf("file descriptors grew from %d to %d over %d rotations", f0, f1, n)
+	}
+	if n := len(h.socks.Status()[0].Sockets); n > 3 {
+		t.Errorf("%d sockets in the group after %d rotations that overlap by at most 3 generations", n, n)
 	}
 }
 

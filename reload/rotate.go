@@ -117,6 +117,11 @@ func (a *app) beforeReloadDone(rot *rotation, err error) {
 		return // drained() starts the new generation
 	}
 	rot.next = a.newGeneration(a.o)
+	if err := rot.next.err; err != nil {
+		a.log.Error("generation cannot start", "generation", rot.next.num, "error", err)
+		a.finish(false, fmt.Sprintf("generation %d: %v", rot.next.num, err))
+		return
+	}
 	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers,
 		Message: fmt.Sprintf("starting generation %d (%d workers)", rot.next.num, rot.next.o.Workers)})
 	a.startWorkers(rot.next)
@@ -128,11 +133,13 @@ func (a *app) promote() {
 	old := rot.old
 	a.serving = rot.next
 	a.serving.state = serving
+	// From here on the old generation receives no new connection.
+	a.steer(a.serving)
 	a.emit(Event{Kind: "ready", Generation: a.serving.num, Total: a.serving.o.Workers,
 		Message: fmt.Sprintf("generation %d ready (%d/%d) in %s", a.serving.num, len(a.serving.workers), a.serving.o.Workers, time.Since(a.serving.started).Round(time.Millisecond))})
 	if old != nil && old.state != draining {
 		a.emit(Event{Kind: "draining", Generation: old.num, Message: fmt.Sprintf("draining generation %d", old.num)})
-		a.stopGeneration(old, fmt.Sprintf("replaced by generation %d", a.serving.num))
+		a.handoff(old, fmt.Sprintf("replaced by generation %d", a.serving.num))
 	}
 	a.finish(true, "")
 }

@@ -175,9 +175,13 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 		c.NoSetGroups = true
 	}
 	if groupName != "" {
-		gid, err := lookupGID(groupName)
+		gid, err := strconv.Atoi(groupName)
 		if err != nil {
-			return nil, fmt.Errorf("group %s: %w", groupName, err)
+			g, lerr := user.LookupGroup(groupName)
+			if lerr != nil {
+				return nil, fmt.Errorf("group %s: %w", groupName, lerr)
+			}
+			gid, _ = strconv.Atoi(g.Gid)
 		}
 		c.Gid = uint32(gid)
 	} else if userName == "" {

@@ -10,8 +10,8 @@
 set -euo pipefail
 
 mode=${1:-test}
-test_pkgs=(util-linux procps psmisc gunicorn python3-uvicorn wrk curl inotify-tools)
-bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey entr)
+test_pkgs=(util-linux procps psmisc iproute2 nftables gunicorn python3-uvicorn wrk curl inotify-tools)
+bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey entr haproxy nginx libnginx-mod-stream)
 # docker: a static busybox for the FROM scratch test images (/bin/sh), and
 # debootstrap for docker/base/build-python-base.sh (the local python:3.12-slim).
 docker_pkgs=(busybox-static debootstrap)

@@ -30,6 +30,9 @@ import (
 var (
 	rotiniBin  string
 	testappBin string
+	// naiveBin is apps/naive: a Go app whose drain is http.Server.Shutdown
+	// and nothing else.
+	naiveBin string
 )
 
 // waitDeadline bounds every wait on a line, an exit or a condition. It is a
@@ -57,9 +60,11 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	rotiniBin = filepath.Join(dir, "rotini")
 	testappBin = filepath.Join(dir, "testapp")
+	naiveBin = filepath.Join(dir, "naive")
 	builds := []struct{ out, pkg string }{
 		{rotiniBin, "github.com/rotini-dev/rotini"},
 		{testappBin, "./test/testapp"},
+		{naiveBin, "./test/apps/naive"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)

@@ -102,6 +102,7 @@ func (s loadStats) String() string {
 type load struct {
 	url    string
 	mode   loadMode
+	dial   dialFunc // nil: the default dialer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -116,9 +117,19 @@ type load struct {
 // the test at the latest.
 func startLoad(t *testing.T, url string, mode loadMode, clients int, maxDuration time.Duration) *load {
 	t.Helper()
+	return startLoadVia(t, url, mode, clients, maxDuration, nil)
+}
+
+// dialFunc connects the load client: through a unix socket, or from
+// another network namespace.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// startLoadVia is startLoad with connections made by dial.
+func startLoadVia(t *testing.T, url string, mode loadMode, clients int, maxDuration time.Duration, dial dialFunc) *load {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), maxDuration)
 	l := &load{
-		url: url, mode: mode, cancel: cancel,
+		url: url, mode: mode, cancel: cancel, dial: dial,
 		changed: make(chan struct{}),
 		stats:   loadStats{Mode: mode, Generations: map[string]int{}, Workers: map[string]int{}, Kinds: map[string]int{}},
 	}
@@ -130,8 +141,13 @@ func startLoad(t *testing.T, url string, mode loadMode, clients int, maxDuration
 	return l
 }
 
-func newLoadClient(mode loadMode) *http.Client {
+func newLoadClient(mode loadMode) *http.Client { return newLoadClientVia(mode, nil) }
+
+func newLoadClientVia(mode loadMode, dial dialFunc) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if dial != nil {
+		tr.DialContext = dial
+	}
 	switch mode {
 	case newConn:
 		tr.DisableKeepAlives = true
@@ -145,7 +161,7 @@ func newLoadClient(mode loadMode) *http.Client {
 
 func (l *load) client(ctx context.Context) {
 	defer l.wg.Done()
-	c := newLoadClient(l.mode)
+	c := newLoadClientVia(l.mode, l.dial)
 	defer c.CloseIdleConnections()
 	for ctx.Err() == nil {
 		gen, worker, err := l.once(ctx, c)

@@ -65,6 +65,7 @@ type appSpec struct {
 	StopTimeout string   // default "10s"
 	Ready       []string // lines of the ready block; default notify + min_uptime 200ms + timeout 10s
 	Extra       []string // more lines of the app block
+	Listener    []string // more lines of the listen block
 }
 
 // hclString quotes s for HCL. HCL's escapes are a subset of Go's, and the
@@ -93,7 +94,11 @@ func rigConfig(port int, a appSpec) string {
 		a.Ready = []string{`notify = true`, `min_uptime = "200ms"`, `timeout = "10s"`}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen \"http\" {\n  address = \"tcp://127.0.0.1:%d\"\n}\n\n", port)
+	fmt.Fprintf(&b, "listen \"http\" {\n  address = \"tcp://127.0.0.1:%d\"\n", port)
+	for _, l := range a.Listener {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
+	fmt.Fprintf(&b, "}\n\n")
 	fmt.Fprintf(&b, "app \"web\" {\n")
 	fmt.Fprintf(&b, "  command      = %s\n", hclList(a.Command))
 	fmt.Fprintf(&b, "  workers      = %d\n", a.Workers)
@@ -127,13 +132,20 @@ type rig struct {
 // whatever is left and shows the output when the test failed.
 func startRig(t *testing.T, port int, config string) *rig {
 	t.Helper()
+	return startRigWith(t, port, config, nil)
+}
+
+// startRigWith is startRig with rotini's command line after prefix (such
+// as nsenter into a network namespace, which execs and keeps the pid).
+func startRigWith(t *testing.T, port int, config string, prefix []string) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	r := &rig{
 		t: t, cfgPath: filepath.Join(dir, "rotini.hcl"), port: port,
 		url: fmt.Sprintf("http://127.0.0.1:%d/", port),
 	}
 	r.writeConfig(config)
-	r.p = rotini(t, subreaper, "--control", filepath.Join(dir, "ctl.sock"), "-c", r.cfgPath)
+	r.p = start(t, procOptions{}, append(prefix, rotiniArgv(subreaper, "--control", filepath.Join(dir, "ctl.sock"), "-c", r.cfgPath)...)...)
 	t.Cleanup(r.cleanup) // runs before the harness's cleanup of r.p
 	return r
 }

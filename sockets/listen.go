@@ -1,4 +1,4 @@
-package reload
+package sockets
 
 import (
 	"fmt"
@@ -20,6 +20,9 @@ type ListenerOptions struct {
 	Mode    os.FileMode // unix sockets only; 0 keeps the umask's
 	Owner   string      // unix sockets only: user name or uid
 	Group   string      // unix sockets only: group name or gid
+	// ReusePort sets SO_REUSEPORT before bind (TCP only), so that several
+	// sockets bound to the address form one reuseport group.
+	ReusePort bool
 }
 
 // Listener is a bound, listening socket that rotini holds for its lifetime.
@@ -32,7 +35,12 @@ type Listener struct {
 // Listen binds and listens on o with the given backlog, without accepting.
 // It uses raw sockets rather than net.Listen so that the backlog is the one
 // asked for and no Go poller owns the descriptor.
-func Listen(o ListenerOptions) (*Listener, error) {
+func Listen(o ListenerOptions) (*Listener, error) { return listen(o, o.Address) }
+
+// listen is Listen with a unix socket bound at unixPath instead of
+// o.Address: a generation's socket waits at a temporary path until it is
+// renamed over the configured one.
+func listen(o ListenerOptions, unixPath string) (*Listener, error) {
 	backlog := o.Backlog
 	if backlog <= 0 {
 		backlog = 1024
@@ -42,9 +50,9 @@ func Listen(o ListenerOptions) (*Listener, error) {
 	var addr string
 	switch o.Network {
 	case "unix":
-		fd, addr, err = listenUnix(o)
+		fd, addr, err = listenUnixAt(o, unixPath)
 	case "tcp", "tcp4", "tcp6":
-		fd, err = bindTCP(o.Network, o.Address)
+		fd, err = bindTCP(o.Network, o.Address, o.ReusePort)
 	default:
 		return nil, fmt.Errorf("listener %q: unknown network %q", o.Name, o.Network)
 	}
@@ -61,7 +69,7 @@ func Listen(o ListenerOptions) (*Listener, error) {
 	return &Listener{Name: o.Name, File: os.NewFile(uintptr(fd), o.Name), Addr: addr}, nil
 }
 
-func bindTCP(network, address string) (int, error) {
+func bindTCP(network, address string, reusePort bool) (int, error) {
 	ta, err := net.ResolveTCPAddr(network, address)
 	if err != nil {
 		return -1, err
@@ -88,6 +96,12 @@ func bindTCP(network, address string) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
 	if family == unix.AF_INET6 && ta.IP == nil {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
@@ -95,15 +109,16 @@ func bindTCP(network, address string) (int, error) {
 		unix.Close(fd)
 		if family == unix.AF_INET6 && ta.IP == nil && network == "tcp" {
 			// No IPv6 in this network namespace: fall back to IPv4 any.
-			return bindTCP("tcp4", address)
+			return bindTCP("tcp4", address, reusePort)
 		}
 		return -1, err
 	}
 	return fd, nil
 }
 
-func listenUnix(o ListenerOptions) (int, string, error) {
-	path := o.Address
+// listenUnixAt binds a unix socket for o at path, which is o.Address or, for
+// a generation that is not serving yet, a temporary path beside it.
+func listenUnixAt(o ListenerOptions, path string) (int, string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return -1, "", err
 	}

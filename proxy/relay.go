@@ -1,0 +1,440 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxConnections = 10000
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultDialTimeout    = 5 * time.Second
+)
+
+// Options configure a Relay. Zero values take the defaults above.
+type Options struct {
+	Log hclog.Logger
+	// MaxConnections bounds the connections relayed at once; at the bound
+	// the relay stops accepting until one ends.
+	MaxConnections int
+	// IdleTimeout closes a connection on which no byte went either way
+	// for that long.
+	IdleTimeout time.Duration
+	// DialTimeout bounds connecting to the backend, and writing the PROXY
+	// protocol header to it.
+	DialTimeout time.Duration
+	// ProxyProtocol sends a PROXY protocol header with the client's
+	// address to the backend, before the client's bytes.
+	ProxyProtocol Version
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("proxy: relay closed")
+
+// Relay accepts connections on a listener and relays each to the backend
+// of the generation that is the target when it is accepted.
+type Relay struct {
+	ln    net.Listener
+	o     Options
+	slots chan struct{} // one token per relayed connection
+	done  chan struct{} // closed by Close
+	// ctx is cancelled by Close, which ends dials in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	gen       int    // the target generation; 0 until the first SetTarget
+	addr      string // its backend address
+	hasTarget chan struct{}
+	gens      map[int]*genState
+	conns     map[*conn]struct{}
+	closed    bool
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+type genState struct {
+	active  int
+	drained chan struct{}
+}
+
+type conn struct {
+	client  net.Conn
+	backend *net.TCPConn
+}
+
+func (c *conn) close() {
+	c.client.Close()
+	c.backend.Close()
+}
+
+// New returns a Relay that will accept on ln once Serve runs and a target
+// is set. The Relay closes ln on Close; pass it a listener of its own
+// (FileListener makes one from rotini's socket without taking it).
+func New(ln net.Listener, o Options) *Relay {
+	if o.Log == nil {
+		o.Log = hclog.NewNullLogger()
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Relay{
+		ctx:       ctx,
+		cancel:    cancel,
+		ln:        ln,
+		o:         o,
+		slots:     make(chan struct{}, o.MaxConnections),
+		done:      make(chan struct{}),
+		hasTarget: make(chan struct{}),
+		gens:      map[int]*genState{},
+		conns:     map[*conn]struct{}{},
+	}
+}
+
+// FileListener makes a listener on a duplicate of f's socket, so that
+// closing the Relay leaves f, and the kernel's accept queue, open.
+func FileListener(f *os.File) (net.Listener, error) {
+	return net.FileListener(f)
+}
+
+// SetTarget makes addr, the backend of generation gen, the destination of
+// every connection accepted from now on. gen must be positive.
+func (r *Relay) SetTarget(gen int, addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.gen
+	r.gen, r.addr = gen, addr
+	if r.gens[gen] == nil {
+		r.gens[gen] = &genState{drained: make(chan struct{})}
+	}
+	if old == 0 {
+		close(r.hasTarget)
+	} else if old != gen {
+		r.maybeDrained(old)
+	}
+}
+
+// Active is the number of connections relayed to generation gen now.
+func (r *Relay) Active(gen int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gens[gen]; g != nil {
+		return g.active
+	}
+	return 0
+}
+
+// Conns maps each generation with relayed connections, and the target, to
+// its number of relayed connections.
+func (r *Relay) Conns() map[int]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[int]int, len(r.gens))
+	for gen, g := range r.gens {
+		m[gen] = g.active
+	}
+	return m
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Drained returns a channel that is closed once gen is not the target and
+// no connection is relayed to it any more.
+func (r *Relay) Drained(gen int) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gens[gen]; g != nil {
+		return g.drained
+	}
+	if gen == r.gen {
+		// Only before any target: SetTarget creates the target's state.
+		r.gens[gen] = &genState{drained: make(chan struct{})}
+		return r.gens[gen].drained
+	}
+	return closedChan
+}
+
+// maybeDrained forgets gen once it is neither the target nor relaying.
+// r.mu is held.
+func (r *Relay) maybeDrained(gen int) {
+	g := r.gens[gen]
+	if g != nil && gen != r.gen && g.active == 0 {
+		close(g.drained)
+		delete(r.gens, gen)
+	}
+}
+
+// pick counts a new connection against the target and returns it.
+func (r *Relay) pick() (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gens[r.gen].active++
+	return r.gen, r.addr
+}
+
+// release uncounts a connection of gen.
+func (r *Relay) release(gen int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gens[gen].active--
+	r.maybeDrained(gen)
+}
+
+// repick moves a connection whose dial to gen failed to the current
+// target, if that is another generation.
+func (r *Relay) repick(gen int) (int, string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen == gen {
+		return gen, "", false
+	}
+	r.gens[gen].active--
+	r.maybeDrained(gen)
+	r.gens[r.gen].active++
+	return r.gen, r.addr, true
+}
+
+// Serve accepts connections until Close, which makes it return ErrClosed;
+// any other error of the listener but a transient one ends it too.
+func (r *Relay) Serve() error {
+	var backoff time.Duration
+	for {
+		select {
+		case <-r.hasTarget:
+		case <-r.done:
+			return ErrClosed
+		}
+		// At the bound, stop calling accept: clients wait in the backlog.
+		select {
+		case r.slots <- struct{}{}:
+		case <-r.done:
+			return ErrClosed
+		}
+		c, err := r.ln.Accept()
+		if err != nil {
+			<-r.slots
+			select {
+			case <-r.done:
+				return ErrClosed
+			default:
+			}
+			if !transient(err) {
+				return err
+			}
+			// EMFILE, ENFILE, ENOBUFS: another connection's end frees
+			// what is missing, so retry soon, without spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			r.o.Log.Warn("accept failed, retrying", "error", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-r.done:
+				return ErrClosed
+			}
+			continue
+		}
+		backoff = 0
+		r.wg.Add(1)
+		go r.handle(c)
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) ||
+		errors.Is(err, unix.ECONNABORTED)
+}
+
+// Close stops accepting, closes the listener given to New and every
+// relayed connection, and returns when their goroutines have ended.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.done)
+	r.cancel()
+	for c := range r.conns {
+		c.close()
+	}
+	r.mu.Unlock()
+	err := r.ln.Close()
+	r.wg.Wait()
+	return err
+}
+
+// testHookDial runs before each dial; tests use it to switch the target
+// at that point.
+var testHookDial atomic.Pointer[func(addr string)]
+
+func (r *Relay) dial(addr string) (*net.TCPConn, error) {
+	if h := testHookDial.Load(); h != nil {
+		(*h)(addr)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.o.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// handle relays one accepted connection; it runs in the first of the
+// connection's two goroutines.
+func (r *Relay) handle(client net.Conn) {
+	defer r.wg.Done()
+	defer func() { <-r.slots }()
+
+	gen, addr := r.pick()
+	backend, err := r.dial(addr)
+	if err != nil {
+		if g, a, moved := r.repick(gen); moved {
+			r.o.Log.Debug("dial failed, trying the new target", "generation", gen, "backend", addr, "error", err)
+			gen, addr = g, a
+			backend, err = r.dial(addr)
+		}
+	}
+	defer r.release(gen)
+	if err != nil {
+		r.o.Log.Warn("cannot reach backend, closing client connection",
+			"generation", gen, "backend", addr, "client", client.RemoteAddr().String(), "error", err)
+		client.Close()
+		return
+	}
+	c := &conn{client: client, backend: backend}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		c.close()
+		return
+	}
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, c)
+		r.mu.Unlock()
+		c.close()
+	}()
+
+	if r.o.ProxyProtocol != None {
+		hdr := Header(r.o.ProxyProtocol, client.RemoteAddr(), client.LocalAddr())
+		backend.SetWriteDeadline(time.Now().Add(r.o.DialTimeout))
+		if _, err := backend.Write(hdr); err != nil {
+			r.o.Log.Warn("cannot send the proxy protocol header, closing client connection",
+				"generation", gen, "backend", addr, "error", err)
+			return
+		}
+		backend.SetWriteDeadline(time.Time{})
+	}
+	r.relay(c)
+}
+
+// relay copies both ways until both directions have ended. A direction
+// that reaches EOF half-closes its destination; one that fails closes
+// both sockets, which ends the other.
+func (r *Relay) relay(c *conn) {
+	idle := r.watchIdle(c)
+	defer idle.Stop()
+
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		if err := copyConn(c.backend, c.client); err != nil {
+			c.close()
+			return
+		}
+		c.backend.CloseWrite()
+	}()
+	if err := copyConn(c.client, c.backend); err != nil {
+		c.close()
+	} else if cw, ok := c.client.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	<-up
+}
+
+// copyConn copies src to dst until src's EOF, with splice when both are
+// sockets (TCP or unix stream, the only kinds rotini listens on).
+func copyConn(dst, src net.Conn) error {
+	d, dok := dst.(syscall.Conn)
+	s, sok := src.(syscall.Conn)
+	if dok && sok {
+		drc, derr := d.SyscallConn()
+		src, serr := s.SyscallConn()
+		if derr == nil && serr == nil {
+			return spliceCopy(drc, src)
+		}
+	}
+	_, err := io.Copy(dst, src)
+	return err
+}
+
+// watchIdle closes c once no byte has gone either way for IdleTimeout.
+// A timer, not a goroutine: it wakes up at most once per IdleTimeout of
+// activity, and works while a direction is stuck writing to a peer that
+// does not read.
+func (r *Relay) watchIdle(c *conn) *time.Timer {
+	var t *time.Timer
+	var mu sync.Mutex // t is assigned after AfterFunc returns
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(r.o.IdleTimeout, func() {
+		idle, err := idleFor(c.backend)
+		if err != nil || idle >= r.o.IdleTimeout {
+			if err == nil {
+				r.o.Log.Debug("closing idle connection", "client", c.client.RemoteAddr().String(), "idle", idle)
+			}
+			c.close()
+			return
+		}
+		mu.Lock()
+		t.Reset(r.o.IdleTimeout - idle)
+		mu.Unlock()
+	})
+	return t
+}
+
+// idleFor is how long ago the backend socket last sent or received data:
+// what went to the backend came from the client and what came from it went
+// to the client, so it is the connection's idleness both ways.
+func idleFor(backend *net.TCPConn) (time.Duration, error) {
+	rc, err := backend.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var info *unix.TCPInfo
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("TCP_INFO: %w", serr)
+	}
+	ms := min(info.Last_data_recv, info.Last_data_sent)
+	return time.Duration(ms) * time.Millisecond, nil
+}
