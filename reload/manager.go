@@ -2,6 +2,7 @@ package reload
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,8 +27,9 @@ type Manager struct {
 	doneC   chan int
 	appDone chan appDone
 
-	notifyDir string
-	notify    map[string]*notifyServer // by app name
+	notifyDir    string
+	notifyMarker *net.UnixConn
+	notify       map[string]*notifyServer // by app name
 
 	mu      sync.Mutex
 	workers map[int]notifyTarget // pid -> notify handler
@@ -85,11 +87,22 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	m.notifyDir = dir
+	// notify.sock marks the directory as alive for as long as this rotini
+	// is: a rotini that starts later in the same runtime directory can
+	// tell a dead one's directory (connection refused) from a live one's.
+	// Nothing reads it and no worker is given it.
+	marker, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		m.closeNotify()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	_ = os.Chmod(filepath.Join(dir, "notify.sock"), 0o600)
+	m.notifyMarker = marker
 	for i, a := range m.apps {
 		name := a.o.Name
-		path := filepath.Join(dir, name+".sock")
+		path := filepath.Join(dir, "app-"+name+".sock")
 		if len(path) >= 108 { // sun_path, NUL included
-			path = filepath.Join(dir, fmt.Sprintf("app%d.sock", i))
+			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
 		}
 		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
 			func(c []int, msg notifyMsg) { m.deliver(name, c, msg) })
@@ -177,6 +190,9 @@ func (m *Manager) wait() {
 func (m *Manager) closeNotify() {
 	for _, n := range m.notify {
 		n.close()
+	}
+	if m.notifyMarker != nil {
+		m.notifyMarker.Close()
 	}
 	if m.notifyDir != "" {
 		_ = os.RemoveAll(m.notifyDir)
