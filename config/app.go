@@ -77,6 +77,9 @@ type rawWatch struct {
 	Poll     *hcl.Attribute `hcl:"poll"`
 }
 
+// MaxWorkers bounds an app's worker count, as `rotini scale` does.
+const MaxWorkers = 1000
+
 // reservedEnv are set by rotini in every worker; an app's env must not
 // override them.
 var reservedEnv = []string{
@@ -111,6 +114,11 @@ func (d *decoder) app(r *rawApp, listeners map[string]*listener) App {
 			"The app name %q is not an identifier: use letters, digits, underscores and dashes, not starting with a digit.", r.Name)
 	}
 	a.Workers = d.integer(r.Workers, 1, 1, "Invalid worker count")
+	if a.Workers > MaxWorkers {
+		d.errorf(r.Workers.Expr.Range(), "Too many workers",
+			"The value of workers must be at most %d, not %d: each worker is a process, and a count this high exhausts the container's process limit.", MaxWorkers, a.Workers)
+		a.Workers = 1
+	}
 	a.Listen = d.listen(r.Listen, r.Name, listeners)
 	a.Proxy = d.proxy(r.Proxy, a.Listen)
 

@@ -68,9 +68,34 @@ type generation struct {
 	// its workers accept what its sockets still queue.
 	handoff   bool
 	signalled bool // the stop signal was sent
-	deaths    []time.Time
-	backoff   time.Duration
+	// crashes are the deaths counted toward crash_limit, one per burst
+	// (see crashed); backoff is each worker slot's next restart delay.
+	crashes []crashEvent
+	backoff map[int]time.Duration
+	// helpers are the detached processes of a draining generation that
+	// were sent its stop signal (see helpers.go); helpersKilled is set
+	// once they were SIGKILLed at the stop timeout.
+	helpers         map[int]procIdentity
+	helpersKilled   bool
+	helpersKilledAt time.Time
+	helpersScanned  time.Time // last full scan once the workers were gone
+	helperPoll      bool      // an evHelpers is pending
+	// forkBackoff is each worker slot's next delay before another try to
+	// start it after a fork failed for lack of processes (see fork.go).
+	forkBackoff map[int]time.Duration
 }
+
+// crashEvent is one death counted toward crash_limit: the first death of a
+// burst, and the worker slots that died in it.
+type crashEvent struct {
+	at    time.Time
+	slots map[int]bool
+}
+
+// burstWindow groups deaths: workers of one generation that die within
+// this long of a first death, each for the first time in it, are one
+// event (an OOM kill, an operator's kill of every worker), not several.
+const burstWindow = time.Second
 
 // Result is the outcome of one reload of one app.
 type Result struct {
@@ -174,6 +199,9 @@ type app struct {
 	relays map[string]*proxy.Relay
 	ports  *proxy.Ports
 	scaled *scaling // nil unless scaled since the config was read
+	// forkFailures counts the failed forks of the current episode of
+	// resource exhaustion (see fork.go).
+	forkFailures int
 	// lastStartErr is the last worker that could not be started, for
 	// status: its cause is otherwise only in the log.
 	lastStartErr *StartError
@@ -237,6 +265,9 @@ func (a *app) live() int {
 	for _, g := range a.allGens() {
 		n += len(g.workers)
 	}
+	for _, g := range a.draining {
+		n += len(g.helpers)
+	}
 	return n
 }
 
@@ -285,10 +316,23 @@ func (a *app) handle(ev any) {
 				w.kill(unix.SIGKILL)
 			}
 		}
+		a.killHelpers(e.g)
+		a.maybeDrained(e.g)
+	case evHelpers:
+		e.g.helperPoll = false
+		a.maybeDrained(e.g)
 	case evRestart:
 		if e.g.state != draining && !a.stopping {
 			if _, taken := e.g.workers[e.index]; !taken && e.index < e.g.o.Workers {
 				a.spawn(e.g, e.index, e.prior+1)
+			}
+		}
+	case evForkFailed:
+		a.forkFailed(e)
+	case evForkRetry:
+		if e.g.state != draining && !a.stopping {
+			if _, taken := e.g.workers[e.index]; !taken && e.index < e.g.o.Workers {
+				a.spawn(e.g, e.index, e.restarts)
 			}
 		}
 	case evBeforeReload:
@@ -326,7 +370,7 @@ func (a *app) newGeneration(o AppOptions) *generation {
 	a.gens++
 	g := &generation{
 		app: a, num: a.gens, o: o, workers: map[int]*worker{},
-		started: time.Now(), backoff: o.RestartBackoff,
+		started: time.Now(), backoff: map[int]time.Duration{},
 	}
 	if a.relays != nil {
 		g.ports = map[int]map[string]int{}
@@ -556,6 +600,13 @@ func (a *app) spawn(g *generation, index, restarts int) {
 			}
 		}
 	}
+	if err != nil && errors.Is(err, unix.EAGAIN) {
+		// The process limit (a pids cgroup, RLIMIT_NPROC) is reached: not
+		// the worker's fault, so not a crash. Handled through the loop,
+		// so that the caller finishes what it was doing first.
+		go a.send(evForkFailed{g: g, index: index, restarts: restarts, err: err})
+		return
+	}
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
 		// Treat like a worker that died at once, with a shell's code.
@@ -573,7 +624,8 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	}
 	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
-	a.m.register(pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
+	a.forkWorked(g, index)
+	a.m.register(a.o.Name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
 	go func() { a.send(evExit{w, <-exit}) }()
 	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)
 	if g.state == draining {
@@ -788,9 +840,7 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 
 	switch {
 	case g.state == draining:
-		if len(g.workers) == 0 {
-			a.drained(g)
-		}
+		a.maybeDrained(g)
 	case w.state == stopping:
 		// scaled down
 	case a.rot != nil && a.rot.next == g && g != a.serving:
@@ -815,29 +865,41 @@ func (w *worker) failure(e reaper.Exit) string {
 
 // crashed replaces a dead worker of the serving generation with backoff, or
 // declares a crash loop.
+//
+// crash_limit counts events, not deaths: the death of a worker slot that
+// has not died yet in the current burst (begun less than burstWindow ago)
+// joins it; any other death begins a new event. So one kill of every
+// worker is one event, while a single worker dying again and again counts
+// each time. The restart backoff is per slot: a slot's delay doubles only
+// with that slot's own deaths.
 func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
 	now := time.Now()
-	keep := g.deaths[:0]
-	for _, t := range g.deaths {
-		if now.Sub(t) < g.o.CrashWindow {
-			keep = append(keep, t)
+	keep := g.crashes[:0]
+	for _, c := range g.crashes {
+		if now.Sub(c.at) < g.o.CrashWindow {
+			keep = append(keep, c)
 		}
 	}
-	g.deaths = append(keep, now)
-	if g.o.CrashLimit > 0 && len(g.deaths) >= g.o.CrashLimit {
+	g.crashes = keep
+	if n := len(g.crashes); n > 0 && now.Sub(g.crashes[n-1].at) < burstWindow && !g.crashes[n-1].slots[w.index] {
+		g.crashes[n-1].slots[w.index] = true
+	} else {
+		g.crashes = append(g.crashes, crashEvent{at: now, slots: map[int]bool{w.index: true}})
+	}
+	if g.o.CrashLimit > 0 && len(g.crashes) >= g.o.CrashLimit {
 		code := e.Code()
-		a.log.Error("crash loop: stopping rotini", "generation", g.num, "deaths", len(g.deaths), "window", g.o.CrashWindow, "exit_code", code)
+		a.log.Error("crash loop: stopping rotini", "generation", g.num, "crashes", len(g.crashes), "window", g.o.CrashWindow, "exit_code", code)
 		a.fatal = &code
 		a.m.crashLoop(a.o.Name, code)
 		return
 	}
 	// A worker that had run for a while before dying does not grow the
 	// backoff: that is the next crash of a healthy app, not a loop.
-	if time.Since(w.started) > g.o.CrashWindow {
-		g.backoff = g.o.RestartBackoff
+	d, ok := g.backoff[w.index]
+	if !ok || time.Since(w.started) > g.o.CrashWindow {
+		d = g.o.RestartBackoff
 	}
-	d := g.backoff
-	g.backoff = min(g.backoff*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))
+	g.backoff[w.index] = min(d*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))
 	a.log.Warn("restarting worker", "generation", g.num, "worker", w.index, "in", d)
 	a.after(d, evRestart{g: g, index: w.index, prior: w.restarts})
 }
@@ -866,13 +928,12 @@ func (a *app) stopGeneration(g *generation, why string) {
 		w.state = stopping
 		w.stop(sig)
 	}
+	a.signalHelpers(g, sig)
 	if g.killTimer != nil {
 		g.killTimer.Stop()
 	}
 	g.killTimer = a.after(timeout, evKill{g})
-	if len(g.workers) == 0 {
-		a.drained(g)
-	}
+	a.maybeDrained(g)
 }
 
 func (a *app) drained(g *generation) {

@@ -13,6 +13,14 @@
 //   - Each app's state is owned by one goroutine; everything else sends it
 //     requests on channels. Reloads of one app are serialized, and requests
 //     that arrive during a reload coalesce into one more.
+//   - Nothing a generation started outlives its drain: helpers that left
+//     a worker's process group (setsid, double fork) are found by the
+//     ROTINI_APP/ROTINI_GENERATION of their environment and stopped with
+//     it, and the generation is drained only when they are gone too.
+//   - A READY=1 counts only for the worker that sent it or an ancestor
+//     worker of the sender, and only on the worker's own app's socket:
+//     no process group, no other app, no other user can make a worker
+//     ready.
 //   - Processes are started only through the reaper, and nothing here waits
 //     for a process except by reading the reaper's exit channel.
 //

@@ -3,7 +3,9 @@ package reload
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,21 +26,25 @@ type Manager struct {
 	o       Options
 	apps    []*app
 	byName  map[string]*app
-	notify  *notifyServer
 	doneC   chan int
 	appDone chan appDone
 	outputs outputs // prefixed worker output
 
+	notifyDir    string
+	notifyMarker *net.UnixConn
+	notify       map[string]*notifyServer // by app name
+
 	mu      sync.Mutex
-	workers map[int]func(notifyMsg) // pid -> notify handler
-	parked  []parkedMsg             // notify messages from not yet registered pids
-	code    *int                    // first crash-loop code
+	workers map[int]notifyTarget // pid -> notify handler
+	parked  []parkedMsg          // notify messages from not yet registered pids
+	code    *int                 // first crash-loop code
 }
 
 // parkedMsg is a notify message that arrived before its worker's pid was
 // registered: a fast worker can send READY=1 between fork and the moment
 // the app's goroutine records the pid.
 type parkedMsg struct {
+	app        string
 	candidates []int
 	msg        notifyMsg
 	at         time.Time
@@ -58,7 +64,8 @@ func New(o Options) (*Manager, error) {
 		byName:  map[string]*app{},
 		doneC:   make(chan int, 1),
 		appDone: make(chan appDone, len(o.Apps)),
-		workers: map[int]func(notifyMsg){},
+		workers: map[int]notifyTarget{},
+		notify:  map[string]*notifyServer{},
 	}
 	known := map[string]bool{}
 	if o.Sockets != nil {
@@ -81,13 +88,38 @@ func New(o Options) (*Manager, error) {
 		m.apps = append(m.apps, a)
 		m.byName[ao.Name] = a
 	}
-	// The notify socket exists even if no app asks for it now, so that a
-	// reload that turns `notify` on needs no restart.
-	n, err := newNotifyServer(o.Log.Named("notify"), o.RuntimeDir, m.deliver)
+	// Each app's notify socket exists even if it does not ask for it now,
+	// so that a reload that turns `notify` on needs no restart.
+	dir, err := newNotifyDir(o.Log.Named("notify"), o.RuntimeDir)
 	if err != nil {
 		return nil, err
 	}
-	m.notify = n
+	m.notifyDir = dir
+	// notify.sock marks the directory as alive for as long as this rotini
+	// is: a rotini that starts later in the same runtime directory can
+	// tell a dead one's directory (connection refused) from a live one's.
+	// Nothing reads it and no worker is given it.
+	marker, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		m.closeNotify()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	_ = os.Chmod(filepath.Join(dir, "notify.sock"), 0o600)
+	m.notifyMarker = marker
+	for i, a := range m.apps {
+		name := a.o.Name
+		path := filepath.Join(dir, "app-"+name+".sock")
+		if len(path) >= 108 { // sun_path, NUL included
+			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
+		}
+		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
+			func(c []int, msg notifyMsg) { m.deliver(name, c, msg) })
+		if err != nil {
+			m.closeNotify()
+			return nil, err
+		}
+		m.notify[name] = n
+	}
 	return m, nil
 }
 
@@ -97,7 +129,9 @@ func New(o Options) (*Manager, error) {
 // the first generation nor the control socket. A watcher that cannot start
 // is logged; its app runs without it.
 func (m *Manager) Start() {
-	go m.notify.serve()
+	for _, n := range m.notify {
+		go n.serve()
+	}
 	for _, a := range m.apps {
 		go a.run(m.appDone)
 	}
@@ -185,7 +219,7 @@ func (m *Manager) wait() {
 			w.Close()
 		}
 	}
-	m.notify.close()
+	m.closeNotify()
 	for _, a := range m.apps {
 		for _, r := range a.relays {
 			r.Close()
@@ -194,16 +228,34 @@ func (m *Manager) wait() {
 	m.doneC <- code
 }
 
-// register records a worker's notify handler and replays, from another
-// goroutine, any message that was waiting for it (the handler feeds the
-// app's loop, which is the caller).
-func (m *Manager) register(pid int, h func(notifyMsg)) {
+func (m *Manager) closeNotify() {
+	for _, n := range m.notify {
+		n.close()
+	}
+	if m.notifyMarker != nil {
+		m.notifyMarker.Close()
+	}
+	if m.notifyDir != "" {
+		_ = os.RemoveAll(m.notifyDir)
+	}
+}
+
+// notifyTarget is a registered worker: its app, and where its messages go.
+type notifyTarget struct {
+	app string
+	h   func(notifyMsg)
+}
+
+// register records a worker of app and its notify handler, and replays,
+// from another goroutine, any message that was waiting for it on app's
+// socket (the handler feeds the app's loop, which is the caller).
+func (m *Manager) register(app string, pid int, h func(notifyMsg)) {
 	m.mu.Lock()
-	m.workers[pid] = h
+	m.workers[pid] = notifyTarget{app: app, h: h}
 	var replay []notifyMsg
 	keep := m.parked[:0]
 	for _, p := range m.parked {
-		if slices.Contains(p.candidates, pid) {
+		if p.app == app && slices.Contains(p.candidates, pid) {
 			replay = append(replay, p.msg)
 		} else {
 			keep = append(keep, p)
@@ -226,14 +278,21 @@ func (m *Manager) unregister(pid int) {
 	m.mu.Unlock()
 }
 
-// deliver gives a notify message to the worker it belongs to, or parks it
-// until that worker is registered.
-func (m *Manager) deliver(candidates []int, msg notifyMsg) {
+// deliver gives a notify message that arrived on app's socket to the
+// worker of app it belongs to, or parks it until that worker is
+// registered. A worker of another app among the candidates gets nothing:
+// the nearest registered ancestor decides, and if it is not app's, the
+// message is not app's either.
+func (m *Manager) deliver(app string, candidates []int, msg notifyMsg) {
 	m.mu.Lock()
 	for _, c := range candidates {
-		if h := m.workers[c]; h != nil {
+		if t, ok := m.workers[c]; ok {
 			m.mu.Unlock()
-			h(msg)
+			if t.app == app {
+				t.h(msg)
+			} else {
+				m.o.Log.Debug("notify message from another app's worker dropped", "app", app, "pid", msg.Pid, "worker_of", t.app)
+			}
 			return
 		}
 	}
@@ -244,7 +303,7 @@ func (m *Manager) deliver(candidates []int, msg notifyMsg) {
 			keep = append(keep, p)
 		}
 	}
-	m.parked = append(keep, parkedMsg{candidates: candidates, msg: msg, at: now})
+	m.parked = append(keep, parkedMsg{app: app, candidates: candidates, msg: msg, at: now})
 	if len(m.parked) > parkMax {
 		m.parked = m.parked[len(m.parked)-parkMax:]
 	}

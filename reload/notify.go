@@ -6,26 +6,56 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
 
-// notifyServer receives sd_notify datagrams (READY=1, STATUS=…) on a path
-// socket and attributes each to a worker by the sender's credentials
-// (SO_PASSCRED): the sender itself, or the worker whose process group it is
-// in, or the nearest worker among its ancestors. So a READY=1 sent by a
-// worker's child (a gunicorn master's helper, `systemd-notify`) still counts.
+// notifyServer receives sd_notify datagrams (READY=1, STATUS=…) for one app
+// on a path socket of its own, and attributes each to a worker of that app
+// by the sender's credentials (SO_PASSCRED, which the kernel fills in and a
+// sender cannot forge): the sender itself, or the nearest worker among its
+// ancestors. So a READY=1 sent by a worker's child (a gunicorn master's
+// helper, `systemd-notify`) still counts, while a process that is not a
+// worker's descendant — one that joined a worker's process group with
+// setpgid, a worker of another app, anyone else on the host — is credited
+// nothing.
+//
+// The socket is mode 0600, owned by the user the app's workers run as, so
+// that no other user can even send to it; each sender pid gets at most
+// notifyRate messages a second handled, the rest dropped (and logged
+// once), and rotini reads at most notifySocketRate a second from one
+// socket, so that a flood costs rotini little and delays no other app's
+// READY=1.
 type notifyServer struct {
 	log  hclog.Logger
 	path string
 	conn *net.UnixConn
 	// deliver hands a message to the first registered worker among the
-	// candidate pids (the sender, its process group, its ancestors).
+	// candidate pids (the sender, then its ancestors).
 	deliver func(candidates []int, msg notifyMsg)
+
+	mu    sync.Mutex
+	owner [2]int // uid, gid the socket was last given; -1 = rotini's
+
+	// Rate limiting, owned by serve's goroutine.
+	window  time.Time
+	total   int          // messages read in this window
+	counts  map[int]int  // by sender pid, in this window
+	flooded map[int]bool // senders already logged as flooding
+	paused  bool         // the socket's rate was exceeded once (logged)
 }
+
+// notifyRate bounds the messages one sender pid may send per second; a
+// worker sends a handful in its life. notifySocketRate bounds what rotini
+// reads from one app's socket per second, whoever sends.
+const (
+	notifyRate       = 32
+	notifySocketRate = 256
+)
 
 type notifyMsg struct {
 	Pid    int
@@ -33,25 +63,32 @@ type notifyMsg struct {
 	Status string
 }
 
-func newNotifyServer(log hclog.Logger, dir string, deliver func([]int, notifyMsg)) (*notifyServer, error) {
+// newNotifyDir makes the directory of this rotini's notify sockets: one of
+// its own, since several rotinis may share /run (tests, or PID namespaces
+// that each have a PID 1). Others may traverse it but not list it.
+func newNotifyDir(log hclog.Logger, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("notify socket dir: %w", err)
+		return "", fmt.Errorf("notify socket dir: %w", err)
 	}
 	removeStaleNotifyDirs(log, dir)
-	// A directory of its own: several rotinis may share /run (tests, or
-	// PID namespaces that each have a PID 1).
 	own, err := os.MkdirTemp(dir, "notify-")
 	if err != nil {
-		return nil, fmt.Errorf("notify socket dir: %w", err)
+		return "", fmt.Errorf("notify socket dir: %w", err)
 	}
-	_ = os.Chmod(own, 0o755)
-	path := filepath.Join(own, "notify.sock")
+	_ = os.Chmod(own, 0o711)
+	return own, nil
+}
+
+func newNotifyServer(log hclog.Logger, path string, deliver func([]int, notifyMsg)) (*notifyServer, error) {
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	// Workers may run as another user after dropping privileges.
-	_ = os.Chmod(path, 0o666)
+	// Only rotini's own user until own gives it to the app's.
+	if err := os.Chmod(path, 0o600); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
@@ -64,7 +101,74 @@ func newNotifyServer(log hclog.Logger, dir string, deliver func([]int, notifyMsg
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", errors.Join(err, serr))
 	}
-	return &notifyServer{log: log, path: path, conn: conn, deliver: deliver}, nil
+	return &notifyServer{
+		log: log, path: path, conn: conn, deliver: deliver,
+		owner: [2]int{-1, -1}, counts: map[int]int{}, flooded: map[int]bool{},
+	}, nil
+}
+
+// own gives the socket to the user and group the app's workers run as, so
+// that they can send to it and nobody else can; -1 means rotini's own.
+// Called before each spawn; it does something only when they changed.
+func (n *notifyServer) own(uid, gid int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.owner == [2]int{uid, gid} {
+		return
+	}
+	u, g := uid, gid
+	if u < 0 {
+		u = os.Getuid()
+	}
+	if g < 0 {
+		g = os.Getgid()
+	}
+	if err := os.Chown(n.path, u, g); err != nil {
+		n.log.Warn("cannot give the notify socket to the workers' user; READY=1 from them may be refused", "path", n.path, "uid", u, "gid", g, "error", err)
+		return
+	}
+	n.owner = [2]int{uid, gid}
+}
+
+// throttle counts a message against the socket's rate: past
+// notifySocketRate in one second, it stops reading until the second is
+// over, so that a flood costs rotini a few hundred reads a second, not a
+// core. Senders then wait for room in the socket's queue; the socket is
+// this app's only, so no other app's messages wait with them. It reports
+// whether the message is to be dropped.
+func (n *notifyServer) throttle(now time.Time) bool {
+	if now.Sub(n.window) >= time.Second {
+		n.window = now
+		n.total = 0
+		clear(n.counts)
+		if len(n.flooded) > 4096 {
+			clear(n.flooded)
+		}
+	}
+	n.total++
+	if n.total <= notifySocketRate {
+		return false
+	}
+	if !n.paused {
+		n.paused = true
+		n.log.Warn("notify socket flooded: reading paused for the rest of each second past the rate", "rate_per_second", notifySocketRate)
+	}
+	time.Sleep(time.Second - now.Sub(n.window))
+	return true
+}
+
+// allow counts a message from pid against its rate and reports whether it
+// may be handled.
+func (n *notifyServer) allow(pid int, now time.Time) bool {
+	n.counts[pid]++
+	if n.counts[pid] <= notifyRate {
+		return true
+	}
+	if !n.flooded[pid] {
+		n.flooded[pid] = true
+		n.log.Warn("notify socket flooded: dropping messages beyond the rate from this sender", "pid", pid, "rate_per_second", notifyRate)
+	}
+	return false
 }
 
 func (n *notifyServer) serve() {
@@ -79,9 +183,16 @@ func (n *notifyServer) serve() {
 			n.log.Warn("notify socket read", "error", err)
 			continue
 		}
+		now := time.Now()
+		if n.throttle(now) {
+			continue
+		}
 		pid := senderPid(oob[:noob])
 		if pid <= 0 {
 			n.log.Debug("notify message without credentials dropped")
+			continue
+		}
+		if !n.allow(pid, now) {
 			continue
 		}
 		n.deliver(candidates(pid), parseNotify(pid, buf[:nb]))
@@ -90,7 +201,7 @@ func (n *notifyServer) serve() {
 
 func (n *notifyServer) close() {
 	n.conn.Close()
-	_ = os.RemoveAll(filepath.Dir(n.path))
+	_ = os.Remove(n.path)
 }
 
 func senderPid(oob []byte) int {
@@ -120,36 +231,25 @@ func parseNotify(pid int, b []byte) notifyMsg {
 	return m
 }
 
-// candidates lists the pids whose worker a message from pid belongs to, most
-// specific first: the sender, its process group (a worker's group id is its
-// pid), then its ancestors.
+// candidates lists the pids whose worker a message from pid may belong to,
+// most specific first: the sender, then its ancestors up to rotini. Not
+// its process group: any process of the session can join a worker's group
+// with setpgid, so the group proves nothing.
 func candidates(pid int) []int {
 	c := []int{pid}
-	if pgid, err := unix.Getpgid(pid); err == nil && pgid != pid {
-		c = append(c, pgid)
-	}
+	self := os.Getpid()
 	for p, i := pid, 0; p > 1 && i < 64; i++ {
-		if p = parentPid(p); p > 1 {
+		if p = parentPid(p); p > 1 && p != self {
 			c = append(c, p)
+		} else {
+			break
 		}
 	}
 	return c
 }
 
-// parentPid reads the ppid from /proc/PID/stat (0 when the process is gone).
+// parentPid is pid's parent (0 when the process is gone).
 func parentPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	var state byte
-	var ppid int
-	if _, err := fmt.Sscanf(string(b[i+2:]), "%c %d", &state, &ppid); err != nil {
-		return 0
-	}
+	ppid, _, _, _ := procStat(pid)
 	return ppid
 }

@@ -71,8 +71,9 @@ type AppOptions struct {
 	BeforeReloadTimeout time.Duration
 	Ready               ReadyOptions
 	// A serving worker that dies is restarted after RestartBackoff, doubled
-	// for each further death up to RestartBackoffMax. CrashLimit deaths in
-	// CrashWindow end rotini with the last worker's exit code.
+	// for each further death of its slot up to RestartBackoffMax. CrashLimit
+	// crashes in CrashWindow end rotini with the last worker's exit code; a
+	// burst of deaths of different workers is one crash (see crashed).
 	RestartBackoff    time.Duration
 	RestartBackoffMax time.Duration
 	CrashLimit        int

@@ -232,11 +232,11 @@ func pids(s AppStatus) string {
 // rolls back a healthy release after its ready timeout). The control: a
 // message for a pid that never registers reaches nobody.
 func TestNotifyBeforeRegister(t *testing.T) {
-	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]func(notifyMsg){}}
+	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
 	got := make(chan notifyMsg, 2)
-	m.deliver([]int{4242, 4240}, notifyMsg{Pid: 4242, Ready: true})
-	m.deliver([]int{5555}, notifyMsg{Pid: 5555, Ready: true})
-	m.register(4240, func(msg notifyMsg) { got <- msg })
+	m.deliver("web", []int{4242, 4240}, notifyMsg{Pid: 4242, Ready: true})
+	m.deliver("web", []int{5555}, notifyMsg{Pid: 5555, Ready: true})
+	m.register("web", 4240, func(msg notifyMsg) { got <- msg })
 	select {
 	case msg := <-got:
 		if msg.Pid != 4242 || !msg.Ready {
@@ -284,5 +284,20 @@ func TestSpawnExpressionsOutsideWorker(t *testing.T) {
 	}
 	if r := h.reload(t); !r.OK {
 		t.Errorf("reload with before_reload failed: %+v", r)
+	}
+}
+
+// TestNotifyOtherAppNotCredited: a message that arrived on one app's socket
+// never reaches a worker of another app, parked or not.
+func TestNotifyOtherAppNotCredited(t *testing.T) {
+	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
+	got := make(chan notifyMsg, 2)
+	m.deliver("a", []int{7001, 7000}, notifyMsg{Pid: 7001, Ready: true}) // parked
+	m.register("b", 7000, func(msg notifyMsg) { got <- msg })
+	m.deliver("a", []int{7002, 7000}, notifyMsg{Pid: 7002, Ready: true}) // registered, but b's
+	select {
+	case msg := <-got:
+		t.Errorf("app a's message reached a worker of app b: %+v", msg)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

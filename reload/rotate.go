@@ -231,6 +231,10 @@ func (a *app) scale(n int) {
 		a.log.Warn("cannot scale below one worker", "asked", n)
 		return
 	}
+	if n > MaxWorkers {
+		a.log.Warn("cannot scale above the worker limit", "asked", n, "limit", MaxWorkers)
+		return
+	}
 	if n == a.o.Workers {
 		return
 	}
@@ -269,6 +273,11 @@ func (a *app) scale(n int) {
 }
 
 type evKillWorker struct{ w *worker }
+
+// MaxWorkers bounds an app's worker count however it is set (config, TTIN,
+// `rotini scale`): each worker is a process, and the container's process
+// limit is shared with everything else in it.
+const MaxWorkers = 1000
 
 // emit sends a progress event to everyone waiting on the current reload,
 // never blocking the app's goroutine: a slow reader loses events, not the

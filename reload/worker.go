@@ -105,8 +105,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	} else {
 		env = unsetEnv(env, "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID")
 	}
-	if g.o.Ready.Notify && a.m.notify != nil {
-		env = setEnv(env, "NOTIFY_SOCKET", a.m.notify.path)
+	notify := a.m.notify[a.o.Name]
+	if g.o.Ready.Notify && notify != nil {
+		env = setEnv(env, "NOTIFY_SOCKET", notify.path)
 	} else {
 		env = unsetEnv(env, "NOTIFY_SOCKET")
 	}
@@ -115,12 +116,18 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		return nil, err
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true}
+	uid, gid := -1, -1
 	if g.o.User != "" || g.o.Group != "" {
 		cred, err := credential(g.o.User, g.o.Group)
 		if err != nil {
 			return nil, err
 		}
 		sys.Credential = cred
+		uid, gid = int(cred.Uid), int(cred.Gid)
+	}
+	if notify != nil && g.o.Ready.Notify {
+		// The app's socket is 0600: its workers' user must own it.
+		notify.own(uid, gid)
 	}
 	s := &spawnSpec{path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
 	if g.o.LogPrefix {

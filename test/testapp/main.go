@@ -11,6 +11,8 @@
 //	tty                                            print "tty pgrp=X fg=Y foreground=true|false"
 //	group                                          start `sleep 1000` in its own process group, print "grandchild PID", then like signals
 //	serve [flags]                                  an HTTP server (see serve.go)
+//	helper [--ignore NAME,...]                     print "helper pid=P gen=G", then like signals
+//	forge --app NAME, forge-send, flood            attacks on the notify socket (see forge.go)
 //
 // Roles that print signals re-exec themselves once with
 // GODEBUG=asyncpreemptoff=1: the Go runtime preempts goroutines by sending
@@ -38,7 +40,7 @@ import (
 )
 
 // signalRoles are the roles that print the signals they receive.
-var signalRoles = []string{"signals", "fds", "group", "orphans", "serve"}
+var signalRoles = []string{"signals", "fds", "group", "orphans", "serve", "helper", "forge", "flood"}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -69,6 +71,14 @@ func main() {
 		groupRole(args)
 	case "serve":
 		serveRole(args)
+	case "helper":
+		helperRole(args)
+	case "forge":
+		forgeRole(args)
+	case "forge-send":
+		forgeSendRole(args)
+	case "flood":
+		floodRole(args)
 	default:
 		fatalf("unknown role %q", role)
 	}
@@ -303,5 +313,18 @@ func groupRole(args []string) {
 	go sleep.Wait() // reap it if it dies first; a zombie would look alive to /proc
 	say("grandchild %d", sleep.Process.Pid)
 	say("ready")
+	p.run()
+}
+
+// helperRole is a worker's detached helper (see serve --helper): it says
+// who it is and which generation's environment it carries, then prints
+// signals like the signals role.
+func helperRole(args []string) {
+	c := notifyAll()
+	fs := flag.NewFlagSet("helper", flag.ExitOnError)
+	ignore, exitOn := addSignalFlags(fs)
+	fs.Parse(args)
+	p := newSignalPrinter(c, *ignore, *exitOn)
+	say("helper pid=%d gen=%s", os.Getpid(), os.Getenv("ROTINI_GENERATION"))
 	p.run()
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,6 +46,8 @@ func serveRole(args []string) {
 	drainGrace := fs.Duration("drain-grace", 500*time.Millisecond, "on TERM, keep answering open keep-alive connections this long before Shutdown")
 	naiveDrain := fs.Bool("naive-drain", false, "on TERM, call http.Server.Shutdown and nothing else")
 	releaseFile := fs.String("release-file", "", "read this `file` of the working directory at start; /slow and /release then report its content")
+	helper := fs.Bool("helper", false, "start a detached helper (testapp helper, in a session of its own) that holds the inherited fds")
+	helperIgnoreTerm := fs.Bool("helper-ignore-term", false, "the helper ignores TERM")
 	fs.Parse(args)
 
 	if *failStart >= 0 {
@@ -79,6 +82,9 @@ func serveRole(args []string) {
 		fatalf("no listener: neither LISTEN_FDS nor --addr")
 	}
 
+	if *helper {
+		startHelper(*helperIgnoreTerm)
+	}
 	time.Sleep(*bootDelay)
 	body := fmt.Sprintf("gen=%s worker=%s pid=%d\n", os.Getenv("ROTINI_GENERATION"), os.Getenv("ROTINI_WORKER"), os.Getpid())
 	slowBody := body
@@ -152,4 +158,30 @@ func serveRole(args []string) {
 			say("signal %s", signalName(sig))
 		}
 	}
+}
+
+// startHelper starts `testapp helper` in a new session (setsid), as a
+// daemon would detach, with the inherited listeners as its fd 3, 4, …, and
+// does not wait for it: if the worker exits first, whoever adopts it must
+// deal with it.
+func startHelper(ignoreTerm bool) {
+	exe, err := os.Executable()
+	if err != nil {
+		fatalf("find own executable: %v", err)
+	}
+	args := []string{"helper"}
+	if ignoreTerm {
+		args = append(args, "--ignore", "TERM")
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	for fd := 3; fd < 3+n; fd++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(fd), "listener"))
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fatalf("start helper: %v", err)
+	}
+	go cmd.Wait() // reap it if it dies while this worker runs
 }

@@ -41,6 +41,11 @@ app "jobs" {
   }
 }
 
+app "many" {
+  command = ["./many"]
+  workers = 100000 # ERROR: Too many workers
+}
+
 log {
   level  = "loud" # ERROR: Invalid log level
   format = "xml" # ERROR: Invalid log format

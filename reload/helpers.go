@@ -1,0 +1,221 @@
+package reload
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	pid1 "github.com/rotini-dev/rotini/init"
+)
+
+// Helpers are processes a generation's workers started outside their own
+// process group: daemons that called setsid or double-forked. A signal to a
+// worker's group misses them, and once their parent exits they are adopted
+// by rotini (PID 1 or subreaper), so without more they would outlive their
+// generation, each holding a copy of the listening sockets.
+//
+// They are attributed by the environment they inherited: every worker gets
+// ROTINI_APP and ROTINI_GENERATION, and /proc/PID/environ shows what a
+// process was started with. A draining generation sends its helpers the
+// stop signal too, SIGKILLs them at the stop timeout with its workers, and
+// counts as drained only when they are gone. A helper
+// that cleared its environment cannot be told apart; it lives until rotini
+// exits, when every leftover is killed.
+
+// helperPoll is how often a draining generation checks whether the helpers
+// it signalled are gone: they are not rotini's children, so nothing tells.
+const helperPoll = 100 * time.Millisecond
+
+// killGrace bounds the wait for SIGKILLed helpers to vanish;
+// helperRescan is how often a draining generation without workers looks
+// for helpers it has not found yet.
+const (
+	killGrace    = 5 * time.Second
+	helperRescan = time.Second
+)
+
+type evHelpers struct{ g *generation }
+
+// procIdentity tells a process from a later one that reuses its pid.
+type procIdentity struct {
+	start uint64 // clock ticks after boot, field 22 of /proc/PID/stat
+}
+
+// procStat reads a process's parent, state and start time from
+// /proc/PID/stat; ok is false when it is gone.
+func procStat(pid int) (ppid int, state byte, start uint64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	// The command name may hold spaces and parentheses: fields are
+	// counted from after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, 0, false
+	}
+	f := bytes.Fields(b[i+2:])
+	// f[0] is field 3 (state), so field N is f[N-3].
+	if len(f) < 20 {
+		return 0, 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(string(f[1]))
+	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	return ppid, f[0][0], start, true
+}
+
+// generationOf reads ROTINI_APP and ROTINI_GENERATION from a process's
+// initial environment; ok is false when it has none or cannot be read.
+func generationOf(pid int) (app string, gen int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return "", 0, false
+	}
+	var genS string
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if v, found := bytes.CutPrefix(kv, []byte("ROTINI_APP=")); found {
+			app = string(v)
+		} else if v, found := bytes.CutPrefix(kv, []byte("ROTINI_GENERATION=")); found {
+			genS = string(v)
+		}
+	}
+	gen, err = strconv.Atoi(genS)
+	return app, gen, app != "" && err == nil
+}
+
+// scanHelpers finds g's helpers among rotini's descendants: processes
+// whose environment names g, that are not in the process group of one of
+// g's live workers (the group signal reaches those). Newly found ones are
+// recorded and sent sig (then SIGCONT, so that a stopped one can act on
+// it); known ones that are gone are forgotten. It reports how many it
+// found and how many remain.
+func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
+	groups := map[int]bool{}
+	for _, w := range g.workers {
+		if w.pid > 0 {
+			groups[w.pid] = true
+		}
+	}
+	if g.helpers == nil {
+		g.helpers = map[int]procIdentity{}
+	}
+	for _, pid := range pid1.Descendants(os.Getpid()) {
+		if _, known := g.helpers[pid]; known {
+			continue
+		}
+		if pgid, err := unix.Getpgid(pid); err != nil || groups[pgid] {
+			continue
+		}
+		app, gen, ok := generationOf(pid)
+		if !ok || app != a.o.Name || gen != g.num {
+			continue
+		}
+		_, state, start, ok := procStat(pid)
+		if !ok || state == 'Z' {
+			continue
+		}
+		g.helpers[pid] = procIdentity{start: start}
+		found++
+		a.log.Info("stopping a helper of the generation", "generation", g.num, "pid", pid, "signal", unix.SignalName(sig))
+		_ = unix.Kill(pid, sig)
+		if sig != unix.SIGKILL {
+			_ = unix.Kill(pid, unix.SIGCONT)
+		}
+	}
+	return found, a.pruneHelpers(g)
+}
+
+// pruneHelpers forgets g's helpers that are gone and reports how many
+// remain; it reads only their /proc entries.
+func (a *app) pruneHelpers(g *generation) int {
+	for pid, id := range g.helpers {
+		if _, state, start, ok := procStat(pid); !ok || state == 'Z' || start != id.start {
+			delete(g.helpers, pid)
+		}
+	}
+	return len(g.helpers)
+}
+
+// signalHelpers sends sig to g's known helpers and to any found now.
+func (a *app) signalHelpers(g *generation, sig unix.Signal) {
+	for pid, id := range g.helpers {
+		if _, _, start, ok := procStat(pid); ok && start == id.start {
+			_ = unix.Kill(pid, sig)
+			_ = unix.Kill(pid, unix.SIGCONT)
+		}
+	}
+	a.scanHelpers(g, sig)
+}
+
+// killHelpers SIGKILLs every helper of g, known or not yet found; from
+// then on g waits for them only killGrace.
+func (a *app) killHelpers(g *generation) {
+	n := 0
+	for pid, id := range g.helpers {
+		if _, state, start, ok := procStat(pid); ok && state != 'Z' && start == id.start {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			n++
+		}
+	}
+	found, _ := a.scanHelpers(g, unix.SIGKILL)
+	if n += found; n > 0 {
+		a.log.Warn("stop timeout: killed helpers of the generation", "generation", g.num, "helpers", n)
+	}
+	g.helpersKilled = true
+	g.helpersKilledAt = time.Now()
+}
+
+// maybeDrained declares g drained once its workers and its helpers are
+// gone; until then it checks again every helperPoll.
+func (a *app) maybeDrained(g *generation) {
+	if len(g.workers) > 0 || !a.isDraining(g) {
+		return
+	}
+	sig := g.o.StopSignal
+	if a.fast {
+		sig = unix.SIGQUIT
+	}
+	if g.helpersKilled {
+		sig = unix.SIGKILL
+	}
+	// SIGKILL cannot be refused, but takes the kernel a moment; a process
+	// stuck in uninterruptible sleep may take longer than is worth
+	// waiting, so after killGrace the generation counts as drained anyway.
+	//
+	// Between full scans of rotini's descendants (when the last worker
+	// has gone, then every helperRescan, and before the verdict) only the
+	// known helpers are looked at: a scan reads every descendant's
+	// environment.
+	remain := 0
+	if !g.helpersScanned.IsZero() && time.Since(g.helpersScanned) < helperRescan {
+		remain = a.pruneHelpers(g)
+	}
+	if remain == 0 {
+		_, remain = a.scanHelpers(g, sig)
+		g.helpersScanned = time.Now()
+	}
+	if remain == 0 || (g.helpersKilled && time.Since(g.helpersKilledAt) > killGrace) {
+		if remain > 0 {
+			a.log.Warn("helpers of the generation survive SIGKILL; not waiting for them", "generation", g.num, "helpers", remain)
+		}
+		g.helpers = nil
+		a.drained(g)
+		return
+	}
+	if !g.helperPoll {
+		g.helperPoll = true
+		a.after(helperPoll, evHelpers{g})
+	}
+}
+
+func (a *app) isDraining(g *generation) bool {
+	for _, d := range a.draining {
+		if d == g {
+			return true
+		}
+	}
+	return false
+}
