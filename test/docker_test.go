@@ -59,6 +59,7 @@ func TestDocker(t *testing.T) {
 	t.Run("WatchedBindMount", e.testWatchedBindMount)
 	t.Run("ExampleGoNotify", e.testExampleGoNotify)
 	t.Run("ExampleGunicornCompose", e.testExampleGunicornCompose)
+	t.Run("HoldDeploys", e.testHoldDeploys)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
