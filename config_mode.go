@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -91,7 +92,13 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 			fmt.Fprintf(c.Stderr, "rotini: %s: %v\n", o.config, err)
 			return ExitConfig
 		}
-		remote, err := hold.Dial(log.Named("hold"), path, tenantID(), specs, superseded(&m))
+		remote, err := hold.Dial(log.Named("hold"), path, tenantID(), hold.ContainerID(), specs, superseded(&m))
+		if errors.Is(err, hold.ErrSuperseded) {
+			// A restart policy restarted a container that a newer one
+			// replaced: staying out of the way is success.
+			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
+			return ExitOK
+		}
 		if err != nil {
 			fmt.Fprintf(c.Stderr, "rotini: %v\n", err)
 			return ExitInternal

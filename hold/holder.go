@@ -30,6 +30,9 @@ type Holder struct {
 	keys    map[key]int    // a tenant's generation -> the holder's socket number
 	next    int
 	tenants map[string]*tenant
+	// superseded: containers whose rotini another one superseded, and by
+	// whom; a restarted one (restart policy) must not take traffic back.
+	superseded map[string]string
 }
 
 // key names a tenant's generation's socket of a listener.
@@ -39,10 +42,11 @@ type key struct {
 }
 
 type tenant struct {
-	id  string
-	pid int32
-	c   *net.UnixConn
-	wmu sync.Mutex // one writer at a time: replies and events
+	id        string
+	container string
+	pid       int32
+	c         *net.UnixConn
+	wmu       sync.Mutex // one writer at a time: replies and events
 }
 
 func (t *tenant) send(v any, fd int) error {
@@ -73,7 +77,7 @@ func Listen(log hclog.Logger, path string) (*Holder, error) {
 	return &Holder{
 		log: log, path: path, ln: ln, local: local,
 		specs: map[string]Spec{}, standby: map[string]int{}, serving: map[string]key{},
-		keys: map[key]int{}, tenants: map[string]*tenant{},
+		keys: map[key]int{}, tenants: map[string]*tenant{}, superseded: map[string]string{},
 	}, nil
 }
 
@@ -139,10 +143,14 @@ func (h *Holder) serveTenant(c *net.UnixConn) {
 				send(c, reply{ID: req.ID, Error: "one hello per connection, with a tenant id"}, -1)
 				continue
 			}
-			t = &tenant{id: req.Tenant, pid: pid, c: c}
+			t = &tenant{id: req.Tenant, container: req.Container, pid: pid, c: c}
 			if err := h.hello(t, req.Listeners); err != nil {
 				h.log.Error("tenant refused", "tenant", t.id, "pid", pid, "error", err)
-				send(c, reply{ID: req.ID, Error: err.Error()}, -1)
+				rep := reply{ID: req.ID, Error: err.Error()}
+				if errors.Is(err, errSuperseded) {
+					rep.Event = evSuperseded
+				}
+				send(c, rep, -1)
 				t = nil
 				return
 			}
@@ -166,6 +174,9 @@ func (h *Holder) hello(t *tenant, specs []Spec) error {
 	defer h.mu.Unlock()
 	if h.tenants[t.id] != nil {
 		return fmt.Errorf("tenant %q is already connected", t.id)
+	}
+	if by, ok := h.superseded[t.container]; ok && t.container != "" {
+		return fmt.Errorf("%w: this container was superseded by %s and will not take the traffic back; remove it", errSuperseded, by)
 	}
 	for _, s := range specs {
 		if prev, ok := h.specs[s.Name]; ok {
@@ -248,6 +259,9 @@ func (h *Holder) handle(t *tenant, req request) (reply, *sockets.Listener) {
 		if prev.tenant != "" && prev.tenant != t.id {
 			h.log.Info("tenant superseded", "listener", req.Listener, "old", prev.tenant, "new", t.id)
 			if old := h.tenants[prev.tenant]; old != nil {
+				if old.container != "" && old.container != t.container {
+					h.superseded[old.container] = t.id
+				}
 				go old.send(reply{Event: evSuperseded, By: t.id}, -1)
 			}
 		}

@@ -1,11 +1,14 @@
 package hold
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +61,13 @@ const (
 	opStatus  = "status"
 )
 
+// errSuperseded refuses the hello of a container that was superseded.
+var errSuperseded = errors.New("superseded")
+
+// ErrSuperseded is returned by Dial when this container was superseded
+// before (a restart policy restarted it): it must not serve again.
+var ErrSuperseded = errSuperseded
+
 // Events the holder sends a tenant.
 const (
 	evSuperseded = "superseded" // another tenant now serves what this one did
@@ -67,6 +77,7 @@ type request struct {
 	ID        uint64 `json:"id"`
 	Op        string `json:"op"`
 	Tenant    string `json:"tenant,omitempty"`
+	Container string `json:"container,omitempty"` // hello: see ContainerID
 	Listeners []Spec `json:"listeners,omitempty"`
 	Listener  string `json:"listener,omitempty"`
 	Gen       int    `json:"gen,omitempty"`
@@ -159,4 +170,33 @@ func recv(c *net.UnixConn, v any) (int, error) {
 		return -1, fmt.Errorf("bad message: %w", err)
 	}
 	return fd, nil
+}
+
+// containerIDPath keeps a random id in the container's own writable layer:
+// it survives a restart of the container (a restart policy) and not its
+// replacement by a new one. Containers that join another's network share
+// its host name and /etc/hostname, so those cannot tell them apart.
+const containerIDPath = "/var/lib/rotini/container-id"
+
+// ContainerID is this container's id for the holder, when rotini is PID 1
+// (in a container); "" otherwise, or when the file cannot be kept.
+func ContainerID() string {
+	if os.Getpid() != 1 {
+		return ""
+	}
+	if b, err := os.ReadFile(containerIDPath); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	var r [12]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return ""
+	}
+	id := hex.EncodeToString(r[:])
+	if err := os.MkdirAll(filepath.Dir(containerIDPath), 0o755); err != nil {
+		return ""
+	}
+	if err := os.WriteFile(containerIDPath, []byte(id), 0o644); err != nil {
+		return ""
+	}
+	return id
 }

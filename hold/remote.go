@@ -56,7 +56,7 @@ type result struct {
 // listeners (the holder binds those it does not have yet). superseded is
 // called, from another goroutine, when another tenant takes over what this
 // one serves.
-func Dial(log hclog.Logger, path, id string, specs []Spec, superseded func(by string)) (*Remote, error) {
+func Dial(log hclog.Logger, path, id, container string, specs []Spec, superseded func(by string)) (*Remote, error) {
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
 		return nil, fmt.Errorf("holder at %s: %w (is `rotini hold` running, and its volume mounted here?)", path, err)
@@ -70,8 +70,11 @@ func Dial(log hclog.Logger, path, id string, specs []Spec, superseded func(by st
 		r.order = append(r.order, s.Name)
 	}
 	go r.read(superseded)
-	if _, _, err := r.call(request{Op: opHello, Tenant: id, Listeners: specs}, callTimeout); err != nil {
+	if rep, _, err := r.call(request{Op: opHello, Tenant: id, Container: container, Listeners: specs}, callTimeout); err != nil {
 		c.Close()
+		if rep.Event == evSuperseded {
+			return nil, fmt.Errorf("holder at %s: %w: %s", path, ErrSuperseded, rep.Error)
+		}
 		return nil, fmt.Errorf("holder at %s: %w", path, err)
 	}
 	log.Info("listeners kept by the holder", "holder", path, "tenant", id)

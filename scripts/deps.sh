@@ -53,3 +53,39 @@ fi
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 go mod download
+
+# Docker Compose v2, which users run (Debian ships v1): built once from the
+# Go module proxy and cached, installed as the Docker CLI plugin.
+compose_version=v2.40.3
+compose_plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+compose_cache=${ROTINI_CACHE:-/var/cache/rotini}/compose-$compose_version
+install_compose() {
+	if [[ -x $compose_plugin ]] && "$compose_plugin" version 2>/dev/null | grep -q "${compose_version#v}"; then
+		echo "deps.sh: Docker Compose $compose_version already installed"
+		return 0
+	fi
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps.sh: not root; Docker Compose $compose_version is not installed (the compose tests will skip)" >&2
+		return 0
+	fi
+	if [[ ! -x $compose_cache/docker-compose ]]; then
+		echo "deps.sh: building Docker Compose $compose_version from the Go module proxy (once; cached in $compose_cache)"
+		local src
+		src=$(mktemp -d)
+		(cd "$src" && GOFLAGS=-mod=mod go mod download "github.com/docker/compose/v2@$compose_version")
+		cp -r "$(go env GOMODCACHE)/github.com/docker/compose/v2@$compose_version/." "$src/"
+		chmod -R u+w "$src"
+		mkdir -p "$compose_cache"
+		# Built as the main module: `go install …@version` refuses a module
+		# with exclude directives.
+		(cd "$src" && CGO_ENABLED=0 go build -trimpath \
+			-ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$compose_version" \
+			-o "$compose_cache/docker-compose" ./cmd)
+		rm -rf "$src"
+	fi
+	install -D -m 0755 "$compose_cache/docker-compose" "$compose_plugin"
+	echo "deps.sh: installed Docker Compose $("$compose_plugin" version)"
+}
+case "$mode" in
+test | docker | all) install_compose ;;
+esac

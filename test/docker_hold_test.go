@@ -116,3 +116,136 @@ func (e *dockerEnv) testHoldDeploys(t *testing.T) {
 		t.Errorf("docker stop: exit %d after %s", code, took)
 	}
 }
+
+// testHoldRestartTrap: a superseded container with a restart policy is
+// restarted by Docker; its rotini must not take the traffic back from its
+// successor: it says it was superseded and exits 0, each time.
+func (e *dockerEnv) testHoldRestartTrap(t *testing.T) {
+	run := t.TempDir()
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holder := e.run(t, dockerRunOpts{
+		Image: e.rotiniImage, Publish: 8000,
+		Flags: []string{"-v", run + ":/run/rotini"},
+		Args:  []string{"hold"},
+	})
+	holder.waitLog(`holding sockets`, 1, time.Minute)
+	startApp := func(release string) *dockerContainer {
+		return e.run(t, dockerRunOpts{
+			Image: e.testImage,
+			Flags: []string{"--restart", "always", "--network", "container:" + holder.name, "-v", run + ":/run/rotini", "-v", holdRelease(t, release) + ":/etc/rotini:ro"},
+			Args:  rotiniArgs,
+		})
+	}
+	old := startApp("v1")
+	old.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	ls := startLoads(t, holder.url)
+	next := startApp("v2")
+	next.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	old.waitLog(`superseded by a newer rotini`, 1, time.Minute)
+	// Docker restarts the old container (restart policy): twice, at least.
+	old.waitLog(`this container was superseded by`, 2, time.Minute)
+	for range 10 {
+		if got := releaseAnswer(holder.url); got != "v2" {
+			t.Fatalf("release %q answers after the superseded container restarted, want v2", got)
+		}
+		time.Sleep(dockerPoll)
+	}
+	stopLoads(t, ls)
+	mustDocker(t, "update", "--restart", "no", old.name)
+	old.remove()
+	if took, code := next.stop(30); code != 0 {
+		t.Errorf("docker stop: exit %d after %s", code, took)
+	}
+}
+
+// testHoldCompose: the compose recipe of docker/examples/hold, with
+// Compose v2, under load: 10 stop-first deploys (`up -d web` with a new
+// TAG) and 10 start-first ones (scale to 2 without recreating, wait for the
+// superseded container to exit, remove it), releases alternating.
+func (e *dockerEnv) testHoldCompose(t *testing.T) {
+	const deploys = 10
+	compose := dockerCompose(t)
+	if compose[0] != "docker" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Compose v2 (docker compose) is not installed: scripts/deps.sh installs it")
+		}
+		t.Skip("needs Compose v2 (docker compose); scripts/deps.sh installs it")
+	}
+	appImage := e.name("holdapp")
+	for _, rel := range []string{"v1", "v2"} {
+		ctx := t.TempDir()
+		dockerWriteFile(t, filepath.Join(ctx, "rotini.hcl"), "hold {}\n\n"+dockerHCL(
+			`command = ["/testapp", "serve", "--notify", "--release-file", "release.txt"]`,
+			`dir     = "/etc/rotini"`,
+			`workers = 2`,
+			`ready {`, `  notify     = true`, `  min_uptime = "200ms"`, `}`,
+		))
+		dockerWriteFile(t, filepath.Join(ctx, "release.txt"), rel+"\n")
+		dockerWriteFile(t, filepath.Join(ctx, "Dockerfile"), "FROM "+e.testImage+`
+COPY rotini.hcl release.txt /etc/rotini/
+ENTRYPOINT ["/rotini", "-c", "/etc/rotini/rotini.hcl"]
+`)
+		e.build(t, ctx, "-t", appImage+":"+rel)
+	}
+	dir := t.TempDir()
+	dockerCopyTree(t, filepath.Join(e.root, "docker", "examples", "hold"), dir)
+	project := e.name("hold")
+	port := freeLoopbackPort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	run := func(tag string, args ...string) (string, error) {
+		env := []string{"ROTINI_IMAGE=" + e.rotiniImage, "APP_IMAGE=" + appImage, "TAG=" + tag, "PORT=" + fmt.Sprint(port)}
+		args = append([]string{"compose", "-f", filepath.Join(dir, "compose.yaml"), "-p", project}, args...)
+		return dockerCommandOut(env, "docker", args...)
+	}
+	must := func(tag string, args ...string) string {
+		t.Helper()
+		out, err := run(tag, args...)
+		if err != nil {
+			t.Fatalf("docker compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := run("v1", "logs", "--no-color", "--tail", "100")
+			t.Logf("compose logs:\n%s", out)
+		}
+		if out, err := run("v1", "down", "-v", "--remove-orphans", "-t", "30"); err != nil {
+			t.Errorf("cleanup: %v\n%s", err, out)
+		}
+	})
+	waitRelease := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for releaseAnswer(url) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("release %s never answered (last: %q)", want, releaseAnswer(url))
+			}
+			time.Sleep(dockerPoll)
+		}
+	}
+	must("v1", "up", "-d")
+	waitRelease("v1")
+	ls := startLoads(t, url)
+	release := func(i int) string { return fmt.Sprintf("v%d", 1+i%2) }
+	for i := 1; i <= deploys; i++ {
+		must(release(i), "up", "-d", "web")
+		waitRelease(release(i))
+	}
+	for i := 1; i <= deploys; i++ {
+		tag := release(i + 1)
+		old := strings.TrimSpace(must(tag, "ps", "-q", "web"))
+		must(tag, "up", "-d", "--no-deps", "--no-recreate", "--scale", "web=2", "web")
+		if out, err := dockerOut("wait", old); err != nil || strings.TrimSpace(out) != "0" {
+			t.Errorf("start-first deploy %d: the superseded container exited %q (%v), want 0", i, strings.TrimSpace(out), err)
+		}
+		must(tag, "rm", "-f", "web")
+		waitRelease(tag)
+		if n := len(strings.Fields(must(tag, "ps", "-q", "web"))); n != 1 {
+			t.Fatalf("start-first deploy %d: %d web containers, want 1", i, n)
+		}
+	}
+	stopLoads(t, ls)
+}

@@ -60,6 +60,8 @@ func TestDocker(t *testing.T) {
 	t.Run("ExampleGoNotify", e.testExampleGoNotify)
 	t.Run("ExampleGunicornCompose", e.testExampleGunicornCompose)
 	t.Run("HoldDeploys", e.testHoldDeploys)
+	t.Run("HoldRestartTrap", e.testHoldRestartTrap)
+	t.Run("HoldCompose", e.testHoldCompose)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
