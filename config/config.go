@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/rotini-dev/rotini/hold"
 	"golang.org/x/sys/unix"
 )
 
@@ -156,7 +158,7 @@ type Log struct {
 
 // DefaultHoldSocket is where `rotini hold` listens by default, and the
 // socket a config's empty hold block names.
-const DefaultHoldSocket = "/run/rotini/hold.sock"
+const DefaultHoldSocket = hold.DefaultSocket
 
 // DefaultControlSocket is where the control socket listens by default.
 const DefaultControlSocket = "/run/rotini/rotini.sock"

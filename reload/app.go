@@ -450,7 +450,9 @@ func (a *app) startServing() *generation {
 	if g.err != nil {
 		a.log.Error("generation cannot start", "generation", g.num, "error", g.err)
 	}
-	a.steer(g)
+	// Steered once ready (checkGeneration): a lone rotini's first socket
+	// receives connections from the start anyway, queued until workers
+	// accept; behind a holder another container may serve until then.
 	a.startWorkers(g)
 	return g
 }
@@ -766,7 +768,9 @@ func (a *app) checkGeneration(g *generation) {
 		return
 	}
 	if g == a.serving {
-		a.steer(g) // proxy mode: the first generation's port now accepts
+		// The first generation: its socket (or, in proxy mode, its ports)
+		// now takes the new connections.
+		a.steer(g)
 	}
 	a.maybeStartReload()
 }
@@ -958,8 +962,7 @@ func (a *app) drained(g *generation) {
 		g := a.newGeneration(a.o)
 		g.state = serving
 		a.serving, a.rot.next = g, g
-		a.steer(g)
-		a.startWorkers(g)
+		a.startWorkers(g) // steered at promote, once ready
 	}
 }
 

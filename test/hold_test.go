@@ -133,3 +133,81 @@ func TestHoldBadTenants(t *testing.T) {
 	}
 	good.stop()
 }
+
+// TestHoldTwoNewcomers: two rotinis start at once beside the serving one:
+// the last one ready wins, the others are superseded and exit 0 saying by
+// whom; the load loses nothing.
+func TestHoldTwoNewcomers(t *testing.T) {
+	t.Parallel()
+	sock, _ := startHolder(t)
+	port := freeLoopbackPort(t)
+	cfg := holdConfig(sock, port)
+	a := startRig(t, port, cfg)
+	a.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	l := startLoad(t, a.url, newConn, loadClients, 5*time.Minute)
+	if !l.waitRequests(100, startTimeout) {
+		t.Fatalf("no answers: %s", l.snapshot())
+	}
+	b, c := startRig(t, port, cfg), startRig(t, port, cfg)
+	b.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	c.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	if code := a.waitExit(stopTimeout); code != 0 {
+		t.Errorf("the first rotini exited %d, want 0", code)
+	}
+	// One of the newcomers superseded the other.
+	var alive []*rig
+	eventually(t, stopTimeout, "one newcomer left", func() (bool, string) {
+		alive = nil
+		for _, r := range []*rig{b, c} {
+			if r.running() {
+				alive = append(alive, r)
+			}
+		}
+		return len(alive) == 1, fmt.Sprintf("%d running", len(alive))
+	})
+	for _, r := range []*rig{b, c} {
+		if r != alive[0] {
+			r.waitLog(`superseded by a newer rotini`, 1, time.Second)
+			if code := r.exitCode(); code != 0 {
+				t.Errorf("the superseded newcomer exited %d, want 0", code)
+			}
+		}
+	}
+	if !l.waitRequests(100, startTimeout) {
+		t.Fatalf("no answers after: %s", l.snapshot())
+	}
+	requireNoFailures(t, l.stop())
+	alive[0].stop()
+}
+
+// TestHoldHolderKilled: the holder dies (SIGKILL): the serving rotini keeps
+// serving on the sockets it holds; a reload, which needs a new socket,
+// fails and says why; status says the holder is unreachable.
+func TestHoldHolderKilled(t *testing.T) {
+	t.Parallel()
+	sock, holder := startHolder(t)
+	port := freeLoopbackPort(t)
+	r := startRig(t, port, holdConfig(sock, port))
+	r.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	l := startLoad(t, r.url, newConn, loadClients, 5*time.Minute)
+	if !l.waitRequests(100, startTimeout) {
+		t.Fatalf("no answers: %s", l.snapshot())
+	}
+	holder.cmd.Process.Signal(syscall.SIGKILL)
+	r.waitLog(`connection to the holder lost`, 1, startTimeout)
+	if !l.waitRequests(500, startTimeout) {
+		t.Fatalf("the tenant stopped serving without its holder: %s", l.snapshot())
+	}
+	res := rotiniCLI(t, nil, "reload", "--wait", "--control", r.ctlPath())
+	if res.code == 0 || !regexp.MustCompile(`holder`).MatchString(res.stdout+res.stderr) {
+		t.Errorf("a reload without the holder: %s", res)
+	}
+	if st := r.statusJSON(); len(st.Listeners) != 1 || !regexp.MustCompile(`holder unreachable`).MatchString(st.Listeners[0].Note) {
+		t.Errorf("status without the holder: %+v", st.Listeners)
+	}
+	if !l.waitRequests(100, startTimeout) {
+		t.Fatalf("no answers after the failed reload: %s", l.snapshot())
+	}
+	requireNoFailures(t, l.stop())
+	r.stop()
+}
