@@ -261,6 +261,17 @@ func (c *CLI) status(args []string) int {
 // worker, one summary line per app.
 func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 	fmt.Fprintf(w, "rotini %s  pid %d  up %s  control %s\n", st.Version, st.Pid, age(now, st.Started), path)
+	if h := st.Holder; h != nil {
+		var ts []string
+		for _, t := range h.Tenants {
+			s := fmt.Sprintf("%s (pid %d", t.ID, t.Pid)
+			if len(t.Serving) > 0 {
+				s += ", serving " + strings.Join(t.Serving, " ")
+			}
+			ts = append(ts, s+")")
+		}
+		fmt.Fprintf(w, "holder pid %d at %s; tenants: %s\n", h.Pid, h.Socket, strings.Join(ts, ", "))
+	}
 	for _, l := range st.Listeners {
 		line := fmt.Sprintf("listener %s %s", l.Name, l.Address)
 		if l.Mode != "" {

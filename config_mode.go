@@ -140,8 +140,11 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		return ExitInternal
 	}
 	m.Start()
-	ctl := startControl(log, o.control, cfg.Control, m)
-	onHUP := func() { ctl = checkControl(log, ctl, o.control, cfg.Control, m) }
+	// Behind a holder, app containers share /run/rotini: the newest
+	// rotini takes the control socket's path over.
+	takeOver := holdSocket(cfg) != ""
+	ctl := startControl(log, o.control, cfg.Control, m, takeOver)
+	onHUP := func() { ctl = checkControl(log, ctl, o.control, cfg.Control, m, takeOver) }
 	code := pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
@@ -155,8 +158,10 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 // startControl serves the control socket at path (--control or
 // ROTINI_CONTROL), else at the config's. Without it rotini still runs the
 // apps, which matter more: a failure is a warning.
-func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend) *control.Server {
-	s, err := control.Serve(controlOptions(log, path, cc), b)
+func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend, takeOver bool) *control.Server {
+	o := controlOptions(log, path, cc)
+	o.TakeOver = takeOver
+	s, err := control.Serve(o, b)
 	if err != nil {
 		log.Warn("no control socket: the apps run, but rotini reload, status, scale, health and stop cannot reach them", "error", err)
 		return nil
@@ -180,9 +185,9 @@ func (h hupHook) Reload() {
 // checkControl makes the control socket again on HUP when its file was
 // removed, or when it could not be made at start: HUP is what an operator
 // sends when rotini cannot be reached otherwise.
-func checkControl(log hclog.Logger, ctl *control.Server, path string, cc config.Control, b control.Backend) *control.Server {
+func checkControl(log hclog.Logger, ctl *control.Server, path string, cc config.Control, b control.Backend, takeOver bool) *control.Server {
 	if ctl == nil {
-		return startControl(log, path, cc, b)
+		return startControl(log, path, cc, b, takeOver)
 	}
 	made, err := ctl.Recreate()
 	switch {

@@ -3,6 +3,7 @@ package control
 import (
 	"time"
 
+	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/reload"
 )
 
@@ -14,6 +15,9 @@ type Status struct {
 	Listeners []reload.ListenerStatus `json:"listeners"`
 	Apps      []App                   `json:"apps"`
 	Self      Self                    `json:"rotini"`
+	// Holder: the `rotini hold` this rotini takes its sockets from, and
+	// its tenants (the rotinis of the containers that share it).
+	Holder *hold.HolderStatus `json:"holder,omitempty"`
 }
 
 // Self is rotini's own footprint, so that growth across many reloads is

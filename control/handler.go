@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/reload"
 )
 
@@ -134,6 +135,9 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, _ url.Values) {
 	}
 	if st.Listeners == nil {
 		st.Listeners = []reload.ListenerStatus{}
+	}
+	if hb, ok := h.b.(interface{ Holder() *hold.HolderStatus }); ok {
+		st.Holder = hb.Holder() // as of the Listeners call above
 	}
 	for _, a := range h.b.Status(h.lim.status) {
 		app := App{AppStatus: a}

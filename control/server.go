@@ -49,6 +49,11 @@ type Options struct {
 	Log     hclog.Logger
 	Version string    // rotini's version, reported by status
 	Started time.Time // when rotini started; time.Now() when zero
+	// TakeOver replaces a socket another rotini listens on at Path (the
+	// new socket is renamed over it). Behind a holder, containers share
+	// /run/rotini, and the newest rotini, the one that serves or is about
+	// to, answers at the path.
+	TakeOver bool
 }
 
 // limits bound what one client can cost rotini. Tests shorten them.
@@ -91,9 +96,10 @@ type Server struct {
 	once sync.Once
 	wg   sync.WaitGroup // one per listener served
 
-	mode os.FileMode
-	gid  int
-	lim  limits
+	mode     os.FileMode
+	gid      int
+	takeOver bool
+	lim      limits
 
 	mu     sync.Mutex
 	ln     *limitListener // the one the socket file names
@@ -132,13 +138,13 @@ func serve(o Options, b Backend, lim limits) (*Server, error) {
 		}
 		gid = g
 	}
-	ul, fi, err := listen(o.Path, o.Mode, gid)
+	ul, fi, err := listen(o.Path, o.Mode, gid, o.TakeOver)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", o.Path, err)
 	}
 	h := &handler{b: b, log: o.Log, version: o.Version, started: o.Started, pid: os.Getpid(), lim: lim}
 	s := &Server{
-		path: o.Path, file: fi, h: h, log: o.Log,
+		path: o.Path, file: fi, h: h, log: o.Log, takeOver: o.TakeOver,
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: lim.readHeader,
@@ -191,7 +197,7 @@ func (s *Server) Recreate() (bool, error) {
 	if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.file) {
 		return false, nil
 	}
-	ul, fi, err := listen(s.path, s.mode, s.gid)
+	ul, fi, err := listen(s.path, s.mode, s.gid, s.takeOver)
 	if err != nil {
 		return false, fmt.Errorf("control socket %s: %w", s.path, err)
 	}
@@ -224,12 +230,16 @@ func (s *Server) Close() {
 // listen binds the socket with its final mode and group before anyone can
 // reach it: it binds in a private directory next to path, sets mode and
 // group there, and renames it into place.
-func listen(path string, mode os.FileMode, gid int) (*net.UnixListener, os.FileInfo, error) {
+func listen(path string, mode os.FileMode, gid int, takeOver bool) (*net.UnixListener, os.FileInfo, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("create directory: %w", err)
 	}
-	if err := removeStale(path); err != nil {
+	if takeOver {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != fs.ModeSocket {
+			return nil, nil, fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
+		}
+	} else if err := removeStale(path); err != nil {
 		return nil, nil, err
 	}
 	bind := path

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
@@ -467,6 +468,15 @@ func (m *Manager) Listeners() []ListenerStatus {
 		return nil
 	}
 	return m.o.Sockets.Status()
+}
+
+// Holder is the holder this rotini takes its sockets from, as of the last
+// Listeners call; nil without one.
+func (m *Manager) Holder() *hold.HolderStatus {
+	if h, ok := m.o.Sockets.(interface{ Holder() *hold.HolderStatus }); ok {
+		return h.Holder()
+	}
+	return nil
 }
 
 // ListenerStatus describes one listener and its sockets.

@@ -74,6 +74,13 @@ func TestHoldDeploys(t *testing.T) {
 	}
 	s := l.stop()
 	requireNoFailures(t, s)
+	st := cur.statusJSON()
+	if st.Holder == nil || len(st.Holder.Tenants) != 1 || len(st.Holder.Tenants[0].Serving) != 1 {
+		t.Errorf("status does not show the holder and its one tenant serving: %+v", st.Holder)
+	}
+	if res := rotiniCLI(t, nil, "status", "--control", cur.ctlPath()); !regexp.MustCompile(`holder pid \d+ at .*hold\.sock; tenants: .*serving http`).MatchString(res.stdout) {
+		t.Errorf("status does not show the holder:\n%s", res.stdout)
+	}
 	cur.stop()
 }
 
