@@ -2,14 +2,19 @@
 // and rotates them to new generations without dropping a connection.
 //
 // Invariants:
-//   - Listening sockets are bound once, by rotini, and every generation of
-//     every app inherits the same file descriptions (fd 3, 4, … in the
-//     order of the app's `listen` list), so all generations share one kernel
-//     accept queue: connections that arrive while one generation drains and
-//     the next boots wait in the backlog. rotini never accepts.
+//   - Each generation gets its listening sockets from a sockets.Authority
+//     (rotini's own, or a holder's) as fd 3, 4, … in the order of the app's
+//     `listen` list. A generation's sockets receive new connections only
+//     once it is ready (steer, at promote or when the first generation is
+//     ready); rotini never accepts, except in proxy mode, where it relays
+//     from its socket to the serving generation's ports (package proxy).
 //   - The serving generation is only ever stopped after its successor is
 //     ready; a successor that fails (a worker exits, or readiness times out)
 //     is stopped and the serving one keeps serving.
+//   - A replaced generation gets its stop signal only once nothing new
+//     reaches it and it has accepted what its sockets queued, plus a grace
+//     (handoff); in proxy mode, once its relayed connections have closed.
+//     Its sockets are released once its workers are gone.
 //   - Each app's state is owned by one goroutine; everything else sends it
 //     requests on channels. Reloads of one app are serialized, and requests
 //     that arrive during a reload coalesce into one more.
