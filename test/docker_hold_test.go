@@ -48,9 +48,12 @@ func releaseAnswer(url string) string {
 	return ""
 }
 
-func (e *dockerEnv) testHoldDeploys(t *testing.T) {
-	const deploys = 10 // of each kind
-	run := t.TempDir() // the shared /run/rotini: the hold socket
+// startHolder runs rotini's image as `hold`, publishing port 8000, with a
+// directory of t's as its /run/rotini (where the hold socket is), which it
+// returns for the app containers to mount.
+func (e *dockerEnv) startHolder(t *testing.T) (*dockerContainer, string) {
+	t.Helper()
+	run := t.TempDir()
 	if err := os.Chmod(run, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +63,12 @@ func (e *dockerEnv) testHoldDeploys(t *testing.T) {
 		Args:  []string{"hold"},
 	})
 	holder.waitLog(`holding sockets`, 1, time.Minute)
+	return holder, run
+}
+
+func (e *dockerEnv) testHoldDeploys(t *testing.T) {
+	const deploys = 10 // of each kind
+	holder, run := e.startHolder(t)
 	startApp := func(release string) *dockerContainer {
 		return e.run(t, dockerRunOpts{
 			Image: e.testImage,
@@ -121,16 +130,7 @@ func (e *dockerEnv) testHoldDeploys(t *testing.T) {
 // restarted by Docker; its rotini must not take the traffic back from its
 // successor: it says it was superseded and exits 0, each time.
 func (e *dockerEnv) testHoldRestartTrap(t *testing.T) {
-	run := t.TempDir()
-	if err := os.Chmod(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	holder := e.run(t, dockerRunOpts{
-		Image: e.rotiniImage, Publish: 8000,
-		Flags: []string{"-v", run + ":/run/rotini"},
-		Args:  []string{"hold"},
-	})
-	holder.waitLog(`holding sockets`, 1, time.Minute)
+	holder, run := e.startHolder(t)
 	startApp := func(release string) *dockerContainer {
 		return e.run(t, dockerRunOpts{
 			Image: e.testImage,
