@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,7 +145,7 @@ func TestEOFQueuedBehindMessage(t *testing.T) {
 			// copy's first read then starts with none pending.
 			time.Sleep(100 * time.Millisecond)
 			done := make(chan error, 1)
-			go func() { done <- copyConn(dst, src) }()
+			go func() { done <- copyConn(dst, src, new(atomic.Bool)) }()
 			sink.SetReadDeadline(time.Now().Add(waitFor))
 			got, err := io.ReadAll(sink)
 			if err != nil {

@@ -395,14 +395,15 @@ func (r *Relay) relay(c *conn) {
 	idle := r.watchIdle(c)
 	defer idle.Stop()
 
+	var ended atomic.Bool // a direction has reached EOF
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		if err := copyConn(c.backend, c.client); err != nil {
+		if err := copyConn(c.backend, c.client, &ended); err != nil {
 			c.close()
 		}
 	}()
-	if err := copyConn(c.client, c.backend); err != nil {
+	if err := copyConn(c.client, c.backend, &ended); err != nil {
 		c.close()
 	}
 	<-up
@@ -410,8 +411,11 @@ func (r *Relay) relay(c *conn) {
 
 // copyConn copies src to dst until src's EOF, then half-closes dst; with
 // rawCopy when both are sockets (TCP or unix stream, the only kinds rotini
-// listens on).
-func copyConn(dst, src net.Conn) error {
+// listens on). The second direction to reach EOF leaves dst's FIN to the
+// close that follows at once: dst is the other direction's source, read to
+// its EOF, so the close sends a FIN and not a reset, and the shutdown(2)
+// would only cost a syscall.
+func copyConn(dst, src net.Conn, ended *atomic.Bool) error {
 	d, dok := dst.(syscall.Conn)
 	s, sok := src.(syscall.Conn)
 	if dok && sok {
@@ -421,14 +425,16 @@ func copyConn(dst, src net.Conn) error {
 			if err := rawCopy(drc, src); err != nil {
 				return err
 			}
-			closeWrite(drc)
+			if !ended.Swap(true) {
+				closeWrite(drc)
+			}
 			return nil
 		}
 	}
 	if _, err := io.Copy(dst, src); err != nil {
 		return err
 	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok && !ended.Swap(true) {
 		cw.CloseWrite()
 	}
 	return nil
