@@ -70,15 +70,31 @@ wait_http() {
 rows=()
 cmds=()
 
-# measure LABEL URL: wrk keep-alive, then wrk with a new connection per
-# request.
+# cpu_ticks PID…: user+system CPU of the processes and their threads, in
+# clock ticks.
+cpu_ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# measure LABEL URL [PID…]: wrk keep-alive, then wrk with a new connection
+# per request. With PIDs (the proxy's processes), also the CPU time they
+# used per request: on a shared machine the throughput moves with the
+# other load, the CPU a proxy spends per request much less.
 measure() {
 	local label=$1 url=$2
+	shift 2
+	local procs=("$@")
 	local ka="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency $url"
 	local nc="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -H 'Connection: close' $url"
-	local load out rps p99 sock non2xx
+	local load out rps p99 sock non2xx c0 c1 n cpu
 	for load in keep-alive new-conn; do
 		log "$label: $load"
+		((${#procs[@]})) && c0=$(cpu_ticks "${procs[@]}")
 		if [[ $load == keep-alive ]]; then
 			out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1)
 		else
@@ -88,7 +104,13 @@ measure() {
 		p99=$(awk '$1=="99%"{print $2}' <<<"$out")
 		sock=$(awk '/Socket errors:/{gsub(",","");print "connect "$4", read "$6", write "$8", timeout "$10}' <<<"$out")
 		non2xx=$(awk '/Non-2xx or 3xx responses:/{print $5}' <<<"$out")
-		rows+=("| $label | $load | ${rps:-n/a} | ${p99:-n/a} | non-2xx ${non2xx:-0}; socket: ${sock:-none} |")
+		cpu=—
+		if ((${#procs[@]})); then
+			c1=$(cpu_ticks "${procs[@]}")
+			n=$(awk '/requests in/{print $1}' <<<"$out")
+			cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="${n:-0}" 'BEGIN{if (n > 0) printf "%.1f", t*1e6/hz/n; else print "n/a"}')
+		fi
+		rows+=("| $label | $load | ${rps:-n/a} | ${p99:-n/a} | $cpu | non-2xx ${non2xx:-0}; socket: ${sock:-none} |")
 	done
 	cmds+=("$ka" "$nc")
 }
@@ -99,6 +121,7 @@ cmds+=("# the app: $app_cmd")
 $app_cmd >"$tmp/app.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$app_port/"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 measure "app alone" "http://127.0.0.1:$app_port/"
 
 # rotini's relay
@@ -109,7 +132,7 @@ $relay_cmd >"$tmp/relay.log" 2>&1 &
 relay=$!
 pids+=("$relay")
 wait_http "http://127.0.0.1:$port/"
-measure "rotini relay (package proxy)" "http://127.0.0.1:$port/"
+measure "rotini relay (package proxy)" "http://127.0.0.1:$port/" "$relay"
 relay_port=$port
 
 # HAProxy, mode tcp
@@ -131,9 +154,10 @@ EOF
 # maxconn 9000: with 10000 HAProxy wants more fds than the usual 20000 limit.
 cmds+=("# haproxy -db -f haproxy.cfg  (config below)")
 haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
-pids+=($!)
+hap=$!
+pids+=("$hap")
 wait_http "http://127.0.0.1:$port/"
-measure "HAProxy $(haproxy -v | awk 'NR==1{print $3}') (mode tcp)" "http://127.0.0.1:$port/"
+measure "HAProxy $(haproxy -v | awk 'NR==1{print $3}') (mode tcp)" "http://127.0.0.1:$port/" "$hap"
 
 # nginx, stream module
 port=$(free_port)
@@ -154,9 +178,14 @@ stream {
 EOF
 cmds+=("# nginx -p nginx/ -e stderr -c nginx.conf  (config below)")
 nginx -p "$tmp/nginx" -e stderr -c "$tmp/nginx.conf" >"$tmp/nginx.log" 2>&1 &
-pids+=($!)
+ngx=$!
+pids+=("$ngx")
 wait_http "http://127.0.0.1:$port/"
-measure "nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') (stream)" "http://127.0.0.1:$port/"
+# The master and its workers (worker_processes auto: one per CPU).
+mapfile -t ngxw < <(pgrep -P "$ngx")
+measure "nginx $(nginx -v 2>&1 | awk -F/ '{print $2}') (stream)" "http://127.0.0.1:$port/" "$ngx" "${ngxw[@]}"
+
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Memory per idle relayed connection: IDLE_CONNS clients that connect and
 # send nothing, held open while the relay's RSS is read.
@@ -202,14 +231,18 @@ sed "s|$tmp/||g" <<EOF
 $(date -u +%Y-%m-%d), $(nproc) CPUs ($cpu), kernel $(uname -r), $(go version | awk '{print $3}'),
 $(wrk --version 2>&1 | head -n1 | awk '{print "wrk", $2}'). Each run: ${DURATION}s, $CONNS connections, $THREADS wrk threads,
 wrk, relay and app on the same cores (a shared machine: compare within
-this section). The app is the testapp's Go HTTP server on 127.0.0.1;
+this section); load average (1, 5, 15 min) $load_start when the runs
+began, $load_end when they ended. The app is the testapp's Go HTTP server on 127.0.0.1;
 "keep-alive" reuses connections, "new-conn" sends \`Connection: close\`
 so every request is a new connection through the relay. rotini's relay
 is package proxy run by bench/proxyrelay (what rotini runs for an app
-with a proxy block), default options.
+with a proxy block), default options. "proxy CPU per request" is the
+user+system time the proxy's processes used during the run divided by the
+requests wrk completed: what the hop costs, and less at the mercy of the
+machine's other load than req/s.
 
-| target | load | req/s | p99 | errors |
-| --- | --- | ---: | ---: | --- |
+| target | load | req/s | p99 | proxy CPU per request [µs] | errors |
+| --- | --- | ---: | ---: | ---: | --- |
 $(printf '%s\n' "${rows[@]}")
 
 rotini relay's memory per idle relayed connection: VmRSS $before KiB

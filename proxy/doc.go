@@ -22,17 +22,33 @@
 // # Cost per connection
 //
 // A relayed connection holds exactly 2 goroutines (one per direction), 2
-// sockets (client and backend) and no user-space buffer: the kernel moves
-// the bytes with splice(2) through a pipe. A direction takes a pipe from a
-// small pool only while bytes are in flight and gives it back, empty,
-// before it waits for more (the standard library's splice keeps its pipe
-// while waiting, which would cost 4 more fds per idle connection). So an
-// idle connection holds 2 goroutines and 2 fds, and a busy one at most 2
-// pipes more (64 KiB of kernel memory each). The bound is MaxConnections ×
-// (2 goroutines from 8 KiB of stack each, 2 sockets and their kernel
-// buffers), plus 2 pipes per connection moving bytes and at most 64 spare
-// pipes; bench/proxy.sh measures the RSS per idle relayed connection. A
-// client that connects and sends nothing holds that until IdleTimeout.
+// sockets (client and backend) and, while idle, no user-space buffer and
+// no pipe. A direction takes what it copies with only once its source is
+// readable, and gives it back before it waits for more: small messages
+// (requests and responses) go through a 16 KiB buffer from a pool, with
+// read(2) and write(2); once a read fills that buffer the bytes that
+// follow go with splice(2) through a pipe from a small pool (the kernel
+// moves them, 64 KiB of kernel memory per pipe) until the source has
+// nothing more to read. (The standard library's splice keeps its pipe
+// while waiting, which would cost 4 more fds per idle connection.) So an
+// idle connection holds 2 goroutines and 2 fds, and a busy one at most one
+// buffer or pipe per direction more. The bound is MaxConnections × (2
+// goroutines from 8 KiB of stack each, 2 sockets and their kernel
+// buffers), plus a buffer or pipe per direction moving bytes and at most
+// 64 spare pipes; bench/proxy.sh measures the RSS per idle relayed
+// connection. A client that connects and sends nothing holds that until
+// IdleTimeout.
+//
+// # Syscalls
+//
+// A small message costs its direction a read(2), a write(2) and the read
+// that says EAGAIN before the direction waits (a read that returns less
+// than asked may have consumed the peer's FIN too, so it does not prove
+// that readiness will follow). The copy loops' syscalls never block (every socket and pipe is
+// non-blocking) and go through RawSyscall, so that the runtime does not
+// hand a P to another thread while a loopback write runs the receiver's
+// TCP stack. The backend connection has no keep-alive probes: it is on
+// loopback, where a peer that is gone resets.
 //
 // # Idleness
 //

@@ -319,7 +319,9 @@ func (r *Relay) dial(addr string) (*net.TCPConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.o.DialTimeout)
 	defer cancel()
-	d := net.Dialer{}
+	// No keep-alive probes: the backend is on loopback, where a peer that
+	// is gone resets the connection, and they cost 4 setsockopt calls.
+	d := net.Dialer{KeepAlive: -1}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -393,37 +395,49 @@ func (r *Relay) relay(c *conn) {
 	idle := r.watchIdle(c)
 	defer idle.Stop()
 
+	var ended atomic.Bool // a direction has reached EOF
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		if err := copyConn(c.backend, c.client); err != nil {
+		if err := copyConn(c.backend, c.client, &ended); err != nil {
 			c.close()
-			return
 		}
-		c.backend.CloseWrite()
 	}()
-	if err := copyConn(c.client, c.backend); err != nil {
+	if err := copyConn(c.client, c.backend, &ended); err != nil {
 		c.close()
-	} else if cw, ok := c.client.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
 	}
 	<-up
 }
 
-// copyConn copies src to dst until src's EOF, with splice when both are
-// sockets (TCP or unix stream, the only kinds rotini listens on).
-func copyConn(dst, src net.Conn) error {
+// copyConn copies src to dst until src's EOF, then half-closes dst; with
+// rawCopy when both are sockets (TCP or unix stream, the only kinds rotini
+// listens on). The second direction to reach EOF leaves dst's FIN to the
+// close that follows at once: dst is the other direction's source, read to
+// its EOF, so the close sends a FIN and not a reset, and the shutdown(2)
+// would only cost a syscall.
+func copyConn(dst, src net.Conn, ended *atomic.Bool) error {
 	d, dok := dst.(syscall.Conn)
 	s, sok := src.(syscall.Conn)
 	if dok && sok {
 		drc, derr := d.SyscallConn()
 		src, serr := s.SyscallConn()
 		if derr == nil && serr == nil {
-			return spliceCopy(drc, src)
+			if err := rawCopy(drc, src); err != nil {
+				return err
+			}
+			if !ended.Swap(true) {
+				closeWrite(drc)
+			}
+			return nil
 		}
 	}
-	_, err := io.Copy(dst, src)
-	return err
+	if _, err := io.Copy(dst, src); err != nil {
+		return err
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok && !ended.Swap(true) {
+		cw.CloseWrite()
+	}
+	return nil
 }
 
 // watchIdle closes c once no byte has gone either way for IdleTimeout.

@@ -4,18 +4,22 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// spliceCopy moves src's bytes to dst with splice(2) until src's EOF
-// (nil) or an error. Unlike the standard library's splice, it holds a
-// pipe only while bytes are in flight: when src has nothing to read the
-// pipe goes back to the pool before the goroutine parks, so an idle
-// connection costs its two sockets and no pipe.
-func spliceCopy(dst, src syscall.RawConn) error {
-	var p *pipe
+// spliceCopy moves src's bytes to dst with splice(2) through a pipe
+// until src has nothing to read (false, nil), src's EOF (true, nil) or an
+// error. rawCopy calls it once a read has filled its buffer, so src has
+// bytes; the pipe is given back, empty, before spliceCopy returns, so a
+// direction that waits holds none.
+func spliceCopy(dst, src syscall.RawConn) (eof bool, err error) {
+	p, err := pipes.get()
+	if err != nil {
+		return false, err
+	}
 	defer func() {
 		if p != nil {
 			pipes.put(p)
@@ -25,39 +29,30 @@ func spliceCopy(dst, src syscall.RawConn) error {
 		var n int64
 		var serr error
 		err := src.Read(func(fd uintptr) bool {
-			if p == nil {
-				if p, serr = pipes.get(); serr != nil {
+			for {
+				n, serr = sysSplice(int(fd), p.w, maxSplice)
+				if serr != unix.EINTR {
 					return true
 				}
 			}
-			for {
-				n, serr = unix.Splice(int(fd), nil, p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-				if serr != unix.EINTR {
-					break
-				}
-			}
-			if serr == unix.EAGAIN {
-				// Nothing to read: give the empty pipe back, then wait.
-				pipes.put(p)
-				p = nil
-				return false
-			}
-			return true
 		})
 		if err == nil {
 			err = serr
 		}
+		if err == unix.EAGAIN {
+			return false, nil // drained: the caller waits without the pipe
+		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if n == 0 {
-			return nil // EOF
+			return true, nil
 		}
 		if err := pump(dst, p, n); err != nil {
 			// Bytes may be left in the pipe: it cannot be reused.
 			p.close()
 			p = nil
-			return err
+			return false, err
 		}
 	}
 }
@@ -69,7 +64,7 @@ func pump(dst syscall.RawConn, p *pipe, n int64) error {
 		var serr error
 		err := dst.Write(func(fd uintptr) bool {
 			for {
-				m, serr = unix.Splice(p.r, nil, int(fd), nil, int(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+				m, serr = sysSplice(p.r, int(fd), int(n))
 				if serr != unix.EINTR {
 					break
 				}
@@ -105,8 +100,9 @@ func (p *pipe) close() {
 // syscalls (pipe2, fcntl), and only connections moving bytes hold one, so
 // a small pool serves a busy relay.
 type pipePool struct {
-	mu   sync.Mutex
-	free []*pipe
+	mu    sync.Mutex
+	free  []*pipe
+	taken atomic.Int64 // pipes handed out by get, ever
 }
 
 const maxFreePipes = 64
@@ -114,6 +110,7 @@ const maxFreePipes = 64
 var pipes pipePool
 
 func (pp *pipePool) get() (*pipe, error) {
+	pp.taken.Add(1)
 	pp.mu.Lock()
 	if n := len(pp.free); n > 0 {
 		p := pp.free[n-1]

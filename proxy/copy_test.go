@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Small request/response messages go through a buffer, without a pipe;
+// bytes that fill the buffer go on with splice. pipes.taken counts the
+// pipes the relay took, so both paths are seen from outside the copy
+// loops.
+func TestSmallMessagesBufferedBulkSpliced(t *testing.T) {
+	srv := startBackend(t, echo)
+	r, addr := startRelay(t, Options{})
+	r.SetTarget(1, srv)
+	c := dial(t, addr)
+	c.roundTrip(t, "warm up") // the connection is relayed
+	before := pipes.taken.Load()
+	for i := range 200 {
+		c.roundTrip(t, fmt.Sprintf("small request %d", i))
+	}
+	if n := pipes.taken.Load() - before; n != 0 {
+		t.Errorf("200 small round trips took %d pipes, want 0 (read/write through a buffer)", n)
+	}
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	go c.Write(big)
+	got := make([]byte, len(big))
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.ReadFull(c.r, got); err != nil {
+		t.Fatalf("reading 1 MiB back: %v", err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("1 MiB came back altered")
+	}
+	if pipes.taken.Load()-before == 0 {
+		t.Errorf("1 MiB each way took no pipe: bulk is not spliced")
+	}
+	c.roundTrip(t, "small again")
+}
+
+// Messages of sizes around the buffer's switch between read/write and
+// splice, in both directions, arrive whole and in order, from a TCP and
+// from a unix stream client.
+func TestRelayMixedSizes(t *testing.T) {
+	sizes := []int{1, copyBufSize - 1, copyBufSize, copyBufSize + 1, 100, 3 * copyBufSize, 7, 1 << 20, 2, 2*copyBufSize + 5, 1}
+	srv := startBackend(t, echo)
+	check := func(t *testing.T, c net.Conn) {
+		for i, n := range sizes {
+			msg := make([]byte, n)
+			io.ReadFull(stream(uint64(i), int64(n)), msg)
+			werr := make(chan error, 1)
+			go func() { _, err := c.Write(msg); werr <- err }()
+			got := make([]byte, n)
+			c.SetReadDeadline(time.Now().Add(waitFor))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("message %d (%d bytes): %v", i, n, err)
+			}
+			if err := <-werr; err != nil {
+				t.Fatalf("message %d (%d bytes): write: %v", i, n, err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("message %d (%d bytes) came back altered", i, n)
+			}
+		}
+		// EOF is passed on, and the backend's half-close comes back.
+		if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(waitFor))
+		if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+			t.Fatalf("after the half-close: %d bytes, %v; want EOF", len(rest), err)
+		}
+	}
+	t.Run("tcp client", func(t *testing.T) {
+		r, addr := startRelay(t, Options{})
+		r.SetTarget(1, srv)
+		check(t, dial(t, addr).Conn)
+	})
+	t.Run("unix client", func(t *testing.T) {
+		ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := serveOn(t, ln, Options{})
+		r.SetTarget(1, srv)
+		c, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		check(t, c)
+	})
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+// A read that returns a message can also consume the peer's FIN queued
+// behind it, and no readiness comes after that: the direction must still
+// see the EOF, pass the message on and half-close, rather than wait for
+// bytes that will not come.
+func TestEOFQueuedBehindMessage(t *testing.T) {
+	for _, size := range []int{5, copyBufSize - 1, copyBufSize, 3*copyBufSize + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			peer, src := tcpPair(t)
+			dst, sink := tcpPair(t)
+			msg := bytes.Repeat([]byte("m"), size)
+			if _, err := peer.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			peer.CloseWrite()
+			// Both the message and the FIN are queued on src before the
+			// copy starts.
+			eventually(t, "the FIN queued on src", func() bool {
+				info, err := tcpInfo(src)
+				return err == nil && info.State == 8 // TCP_CLOSE_WAIT
+			})
+			// Let the runtime's poller collect their readiness: the
+			// copy's first read then starts with none pending.
+			time.Sleep(100 * time.Millisecond)
+			done := make(chan error, 1)
+			go func() { done <- copyConn(dst, src, new(atomic.Bool)) }()
+			sink.SetReadDeadline(time.Now().Add(waitFor))
+			got, err := io.ReadAll(sink)
+			if err != nil {
+				t.Fatalf("after %d of %d bytes: %v (no EOF passed on)", len(got), size, err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("got %d bytes, want the %d sent", len(got), size)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("copyConn: %v", err)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("copyConn did not return after the EOF")
+			}
+		})
+	}
+}
+
+func tcpInfo(c *net.TCPConn) (*unix.TCPInfo, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var info *unix.TCPInfo
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return nil, err
+	}
+	return info, serr
+}
