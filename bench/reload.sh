@@ -233,6 +233,11 @@ if $have_gunicorn; then
 fi
 
 cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+# The section names paths relative to the repository: the temporary
+# directory as $tmp, the repository's own as relative paths.
+repo=$(pwd)
+relpaths() { sed -e "s#$tmp/#\$tmp/#g" -e "s#$repo/##g"; }
+{
 cat <<EOF
 ## Reload under load (bench/reload.sh)
 
@@ -269,3 +274,4 @@ $(cat "$tmp/gunicorn.hcl")
 \`\`\`
 EOF
 fi
+} | relpaths
