@@ -175,11 +175,16 @@ type (
 )
 
 type app struct {
-	m      *Manager
-	o      AppOptions
-	log    hclog.Logger
-	events chan any
-	quit   chan struct{} // closed when the loop ends
+	// name and watchOpts never change (a reload cannot rename an app or
+	// change its watch block): other goroutines may read them. Everything
+	// else, o included, is the app goroutine's alone.
+	name      string
+	watchOpts *watch.Options
+	m         *Manager
+	o         AppOptions
+	log       hclog.Logger
+	events    chan any
+	quit      chan struct{} // closed when the loop ends
 
 	gens     int // generations started so far
 	serving  *generation
@@ -217,7 +222,7 @@ type StartError struct {
 
 func newApp(m *Manager, o AppOptions) *app {
 	return &app{
-		m: m, o: o,
+		m: m, o: o, name: o.Name, watchOpts: o.Watch,
 		log:    m.o.Log.Named(o.Name),
 		events: make(chan any, 256),
 		quit:   make(chan struct{}),
@@ -249,7 +254,7 @@ func (a *app) run(done chan<- appDone) {
 				code = *a.fatal
 			}
 			close(a.quit)
-			done <- appDone{name: a.o.Name, code: code}
+			done <- appDone{name: a.name, code: code}
 			return
 		}
 	}
@@ -598,7 +603,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 			if err != nil {
 				p.failed()
 			} else {
-				p.started(fmt.Sprintf("%s/%d/%d | ", a.o.Name, g.num, index), &a.m.outputs)
+				p.started(fmt.Sprintf("%s/%d/%d | ", a.name, g.num, index), &a.m.outputs)
 			}
 		}
 	}
@@ -627,7 +632,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
 	a.forkWorked(g, index)
-	a.m.register(a.o.Name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
+	a.m.register(a.name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
 	go func() { a.send(evExit{w, <-exit}) }()
 	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)
 	if g.state == draining {
@@ -697,7 +702,7 @@ func (a *app) probe(w *worker, probeL *sockets.Listener, r ReadyOptions) {
 			}
 		}
 		if ok && len(r.Exec) > 0 {
-			env := setEnv(setEnv(setEnv(a.m.o.Env, "ROTINI_APP", a.o.Name), "ROTINI_GENERATION", strconv.Itoa(w.gen.num)), "ROTINI_PID", strconv.Itoa(w.pid))
+			env := setEnv(setEnv(setEnv(a.m.o.Env, "ROTINI_APP", a.name), "ROTINI_GENERATION", strconv.Itoa(w.gen.num)), "ROTINI_PID", strconv.Itoa(w.pid))
 			env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(w.index))
 			e, err := runOnce(a.m.o.Reaper, r.Exec, w.gen.dir, env, max(r.Timeout, time.Second), w.cancel)
 			ok = err == nil && e.Code() == 0
@@ -894,7 +899,7 @@ func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
 		code := e.Code()
 		a.log.Error("crash loop: stopping rotini", "generation", g.num, "crashes", len(g.crashes), "window", g.o.CrashWindow, "exit_code", code)
 		a.fatal = &code
-		a.m.crashLoop(a.o.Name, code)
+		a.m.crashLoop(a.name, code)
 		return
 	}
 	// A worker that had run for a while before dying does not grow the

@@ -110,7 +110,7 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 			continue
 		}
 		app, gen, ok := generationOf(pid)
-		if !ok || app != a.o.Name || gen != g.num {
+		if !ok || app != a.name || gen != g.num {
 			continue
 		}
 		_, state, start, ok := procStat(pid)

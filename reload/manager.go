@@ -108,7 +108,7 @@ func New(o Options) (*Manager, error) {
 	_ = os.Chmod(filepath.Join(dir, "notify.sock"), 0o600)
 	m.notifyMarker = marker
 	for i, a := range m.apps {
-		name := a.o.Name
+		name := a.name
 		path := filepath.Join(dir, "app-"+name+".sock")
 		if len(path) >= 108 { // sun_path, NUL included
 			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
@@ -137,7 +137,7 @@ func (m *Manager) Start() {
 		go a.run(m.appDone)
 	}
 	for _, a := range m.apps {
-		if a.o.Watch != nil {
+		if a.watchOpts != nil {
 			go func() {
 				if w := m.startWatcher(a); w != nil {
 					a.watcher.Store(w)
@@ -149,7 +149,7 @@ func (m *Manager) Start() {
 }
 
 func (m *Manager) startWatcher(a *app) *watch.Watcher {
-	o := *a.o.Watch
+	o := *a.watchOpts
 	o.Log = a.log.Named("watch")
 	o.OnChange = func(c watch.Change) {
 		why := fmt.Sprintf("watch: %d changed", c.Count)
@@ -161,7 +161,7 @@ func (m *Manager) startWatcher(a *app) *watch.Watcher {
 			why += ")"
 		}
 		// The same path as HUP: the config is read again too.
-		m.reload([]string{a.o.Name}, nil, nil, why)
+		m.reload([]string{a.name}, nil, nil, why)
 	}
 	w, err := watch.New(o)
 	if err != nil {
@@ -406,9 +406,9 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 	for _, a := range targets {
 		var o *AppOptions
 		if opts != nil {
-			o = opts[a.o.Name]
+			o = opts[a.name]
 			if o == nil {
-				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.o.Name)
+				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.name)
 			}
 		}
 		a.send(reloadReq{opts: o, reply: reply, progress: progress, why: why})
@@ -527,7 +527,7 @@ type AppStatus struct {
 type statusReq struct{ reply chan AppStatus }
 
 func (a *app) status() AppStatus {
-	s := AppStatus{Name: a.o.Name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
+	s := AppStatus{Name: a.name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
 	if w := a.watcher.Load(); w != nil {
 		st := w.State()
 		s.Watch = &st

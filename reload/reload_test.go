@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,13 @@ type harness struct {
 
 func newHarness(t testing.TB, o AppOptions) *harness {
 	t.Helper()
+	return newHarnessWith(t, o, nil)
+}
+
+// newHarnessWith is newHarness with a Reconfigure, as main sets one: each
+// reload re-reads the "config".
+func newHarnessWith(t testing.TB, o AppOptions, reconfigure func() ([]AppOptions, []string, error)) *harness {
+	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr})
 	r := reaper.New(log)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -58,7 +66,7 @@ func newHarness(t testing.TB, o AppOptions) *harness {
 		t.Fatal(err)
 	}
 	o.Listen = []string{"http"}
-	m, err := New(Options{Log: log, Reaper: r, Sockets: socks, Apps: []AppOptions{o}, RuntimeDir: t.TempDir(), Env: os.Environ()})
+	m, err := New(Options{Log: log, Reaper: r, Sockets: socks, Apps: []AppOptions{o}, RuntimeDir: t.TempDir(), Env: os.Environ(), Reconfigure: reconfigure})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,4 +308,38 @@ func TestNotifyOtherAppNotCredited(t *testing.T) {
 		t.Errorf("app a's message reached a worker of app b: %+v", msg)
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+// TestReconfigureFromManyGoroutines reloads with new options (as a HUP does
+// after re-reading the config) from several goroutines at once while status
+// is read: under -race, any read of the app's options off its own goroutine
+// (the signal loop, a watcher, the control socket) shows as a data race.
+func TestReconfigureFromManyGoroutines(t *testing.T) {
+	o := sleeper(2)
+	var mu sync.Mutex
+	n := 0
+	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		next := o
+		next.Workers = 1 + n%2
+		return []AppOptions{next}, nil, nil
+	})
+	h.settled(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				reply := make(chan Result, 1)
+				h.m.ReloadApps(nil, reply, nil)
+				<-reply
+				h.m.Status(time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	h.settled(t)
 }

@@ -14,7 +14,7 @@ func (a *app) requestReload(r reloadReq) {
 		r.fail = "rotini is stopping"
 	}
 	if r.fail != "" {
-		res := Result{App: a.o.Name, Generation: a.serving.num, Reason: r.fail}
+		res := Result{App: a.name, Generation: a.serving.num, Reason: r.fail}
 		msg := fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)
 		if a.stopping {
 			msg = "failed: " + r.fail // nothing goes on serving
@@ -31,7 +31,7 @@ func (a *app) requestReload(r reloadReq) {
 		reason := "adding or removing a proxy block needs a restart of rotini"
 		a.log.Error("reload refused", "reason", reason)
 		if r.reply != nil {
-			r.reply <- Result{App: a.o.Name, Reason: reason, Generation: a.serving.num}
+			r.reply <- Result{App: a.name, Reason: reason, Generation: a.serving.num}
 		}
 		return
 	}
@@ -82,7 +82,7 @@ func (a *app) maybeStartReload() {
 	a.rot = rot
 	mode := a.o.Reload
 	a.log.Info("reload starting", "mode", mode, "serving", a.serving.num)
-	a.emit(Event{Kind: "starting", Generation: a.serving.num, Message: fmt.Sprintf("reload (%s) of %s, serving generation %d", mode, a.o.Name, a.serving.num)})
+	a.emit(Event{Kind: "starting", Generation: a.serving.num, Message: fmt.Sprintf("reload (%s) of %s, serving generation %d", mode, a.name, a.serving.num)})
 	switch mode {
 	case Signal:
 		sig := a.o.ReloadSignal
@@ -180,7 +180,7 @@ func (a *app) finish(ok bool, reason string) {
 	if rot == nil {
 		return
 	}
-	res := Result{App: a.o.Name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
+	res := Result{App: a.name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
 	a.last = &res
 	if ok {
 		a.log.Info("reload done", "generation", a.serving.num, "duration", res.Duration.Round(time.Millisecond))
@@ -209,7 +209,7 @@ func (a *app) stop(fast, handoff bool) {
 		a.finish(false, "rotini is stopping")
 	}
 	for _, p := range a.pending {
-		p <- Result{App: a.o.Name, Reason: "rotini is stopping"}
+		p <- Result{App: a.name, Reason: "rotini is stopping"}
 	}
 	a.pending, a.pendProg = nil, nil
 	for _, g := range gens {
@@ -289,7 +289,7 @@ func (a *app) emit(e Event) {
 }
 
 func (a *app) emitTo(to []chan<- Event, e Event) {
-	e.Time, e.App = time.Now(), a.o.Name
+	e.Time, e.App = time.Now(), a.name
 	for _, c := range to {
 		select {
 		case c <- e:

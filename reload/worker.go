@@ -96,7 +96,7 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		return nil, err
 	}
 	env := mergeEnv(a.m.o.Env, extraEnv)
-	env = setEnv(env, "ROTINI_APP", a.o.Name)
+	env = setEnv(env, "ROTINI_APP", a.name)
 	env = setEnv(env, "ROTINI_GENERATION", strconv.Itoa(g.num))
 	env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(index))
 	if len(files) > 3 {
@@ -105,7 +105,7 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	} else {
 		env = unsetEnv(env, "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID")
 	}
-	notify := a.m.notify[a.o.Name]
+	notify := a.m.notify[a.name]
 	if g.o.Ready.Notify && notify != nil {
 		env = setEnv(env, "NOTIFY_SOCKET", notify.path)
 	} else {
