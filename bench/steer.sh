@@ -427,6 +427,15 @@ server or uvicorn closes each of them on a request in flight: about one
 error per connection ($CONNS) per reload. gunicorn's sync workers close
 every connection after its response (no keep-alive), so wrk reconnects
 for every request there and never meets the race.
+
+uvicorn neither sends READY=1 nor answers on rotini's probe socket, so its
+readiness here is what the tests use, \`min_uptime = "1500ms"\` alone.
+That can lie on a loaded machine: rotini then steers new connections to a
+generation whose uvicorn processes are still importing, and those
+connections wait in its socket's backlog until they listen — no request
+fails, but throughput and p99 of (6) pay for it (and of (5), whose old
+generation stops once the new one counts as ready). rotini's log against
+uvicorn's "Uvicorn running on socket" lines shows when it happened.
 EOF
 	if ((${#kinds_notes[@]})); then
 		cat <<EOF
