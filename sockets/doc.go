@@ -38,9 +38,10 @@
 // Handshakes in flight at a switch complete into the old socket up to a
 // round trip later. With net.ipv4.tcp_migrate_req = 1 (Linux 5.14, per
 // network namespace) the kernel moves what is queued or half-open on a
-// closing listener to another socket of its group; rotini sets it when it
-// may and reports it. Without it, the old generation keeps accepting for a
-// grace after its queue is empty.
+// closing listener to another socket of its group; rotini reads the setting
+// and reports it, and does not change it (it cannot tell a container's
+// namespace from the host's). Without it, the old generation keeps
+// accepting for a grace after its queue is empty.
 //
 // One Authority per network namespace binds and steers. Local is rotini
 // doing so for itself; a holder process that outlives containers is the
