@@ -256,6 +256,14 @@ func (h *Holder) handle(t *tenant, req request) (reply, *sockets.Listener) {
 		}
 		prev := h.serving[req.Listener]
 		h.serving[req.Listener] = k
+		if prev == (key{}) && n != h.standby[req.Listener] {
+			// The standby served (its tenant died or left while this one
+			// booted beside it) and may hold connections: it leaves the
+			// group now that nothing is steered to it (with
+			// tcp_migrate_req the kernel moves its queue to the serving
+			// socket), and a fresh standby takes its place.
+			h.renewStandby(req.Listener)
+		}
 		if prev.tenant != "" && prev.tenant != t.id {
 			h.log.Info("tenant superseded", "listener", req.Listener, "old", prev.tenant, "new", t.id)
 			if old := h.tenants[prev.tenant]; old != nil {
@@ -291,6 +299,20 @@ func (h *Holder) sockReply(l *sockets.Listener, err error) (reply, *sockets.List
 		return reply{Error: err.Error()}, nil
 	}
 	return reply{Addr: l.Addr}, l
+}
+
+// renewStandby replaces a listener's standby socket with a new one. h.mu
+// is held.
+func (h *Holder) renewStandby(listener string) {
+	old := h.standby[listener]
+	h.local.Release(listener, old)
+	next := h.alloc()
+	if _, err := h.local.Socket(listener, next); err != nil {
+		h.log.Error("cannot bind a new standby socket", "listener", listener, "error", err)
+		return
+	}
+	h.standby[listener] = next
+	h.log.Info("standby socket renewed", "listener", listener)
 }
 
 // toStandby steers a listener's new connections to its standby socket.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func releaseAnswer(url string) string {
 // startHolder runs rotini's image as `hold`, publishing port 8000, with a
 // directory of t's as its /run/rotini (where the hold socket is), which it
 // returns for the app containers to mount.
-func (e *dockerEnv) startHolder(t *testing.T) (*dockerContainer, string) {
+func (e *dockerEnv) startHolder(t *testing.T, flags ...string) (*dockerContainer, string) {
 	t.Helper()
 	run := t.TempDir()
 	if err := os.Chmod(run, 0o755); err != nil {
@@ -59,7 +60,7 @@ func (e *dockerEnv) startHolder(t *testing.T) (*dockerContainer, string) {
 	}
 	holder := e.run(t, dockerRunOpts{
 		Image: e.rotiniImage, Publish: 8000,
-		Flags: []string{"-v", run + ":/run/rotini"},
+		Flags: append([]string{"-v", run + ":/run/rotini"}, flags...),
 		Args:  []string{"hold"},
 	})
 	holder.waitLog(`holding sockets`, 1, time.Minute)
@@ -248,4 +249,76 @@ ENTRYPOINT ["/rotini", "-c", "/etc/rotini/rotini.hcl"]
 		}
 	}
 	stopLoads(t, ls)
+}
+
+// testHoldKilledMidDeploy: during a start-first deploy, the serving
+// container is SIGKILLed (an OOM kill) while its successor boots: the
+// holder steers new connections to its standby at once; when the
+// successor is ready it takes over, and what waited in the standby moves
+// to it (tcp_migrate_req, set on the holder's namespace as the compose
+// example does). Only requests the killed workers held fail.
+func (e *dockerEnv) testHoldKilledMidDeploy(t *testing.T) {
+	holder, run := e.startHolder(t, "--sysctl", "net.ipv4.tcp_migrate_req=1")
+	startApp := func(release string, bootDelay string) *dockerContainer {
+		dir := holdRelease(t, release)
+		if bootDelay != "" {
+			dockerWriteConfig(t, dir, "hold {}\n\n"+dockerHCL(
+				`command = ["/testapp", "serve", "--notify", "--boot-delay", "`+bootDelay+`", "--release-file", "release.txt"]`,
+				`dir     = "/etc/rotini"`,
+				`workers = 2`,
+				`ready {`, `  notify     = true`, `  min_uptime = "200ms"`, `}`,
+			))
+		}
+		return e.run(t, dockerRunOpts{
+			Image: e.testImage,
+			Flags: []string{"--network", "container:" + holder.name, "-v", run + ":/run/rotini", "-v", dir + ":/etc/rotini:ro"},
+			Args:  rotiniArgs,
+		})
+	}
+	old := startApp("v1", "")
+	old.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	ls := startLoads(t, holder.url)
+	next := startApp("v2", "2s")
+	next.waitLog(`generation starting: generation=1\b`, 1, time.Minute)
+	mustDocker(t, "kill", "--signal=KILL", old.name)
+	holder.waitLog(`tenant gone`, 1, time.Minute)
+	// Requests sent now wait in the standby socket until v2 takes over.
+	const gap = 5
+	errs := make(chan error, gap)
+	for range gap {
+		go func() {
+			l := &load{url: holder.url}
+			_, _, err := l.once(context.Background(), newLoadClient(newConn))
+			errs <- err
+		}()
+	}
+	next.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	for range gap {
+		if err := <-errs; err != nil {
+			t.Errorf("a request sent while no container served: %v", describeErr(err))
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for releaseAnswer(holder.url) != "v2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("v2 never answered after the kill")
+		}
+		time.Sleep(dockerPoll)
+	}
+	failed, connect := 0, 0
+	for _, l := range ls {
+		if !l.waitRequests(100, startTimeout) {
+			t.Fatalf("the %s load got no answers after the deploy: %s", l.mode, l.snapshot())
+		}
+		s := l.stop()
+		t.Logf("load across a kill mid-deploy: %s", s)
+		failed += s.Failures
+		connect += s.Kinds[failConnect]
+	}
+	if connect > 0 || failed > loadClients {
+		t.Errorf("%d failed, %d at connect: want at most the %d requests the killed workers held", failed, connect, loadClients)
+	}
+	if took, code := next.stop(30); code != 0 {
+		t.Errorf("docker stop: exit %d after %s", code, took)
+	}
 }

@@ -62,6 +62,7 @@ func TestDocker(t *testing.T) {
 	t.Run("HoldDeploys", e.testHoldDeploys)
 	t.Run("HoldRestartTrap", e.testHoldRestartTrap)
 	t.Run("HoldCompose", e.testHoldCompose)
+	t.Run("HoldKilledMidDeploy", e.testHoldKilledMidDeploy)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
