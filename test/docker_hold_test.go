@@ -322,3 +322,35 @@ func (e *dockerEnv) testHoldKilledMidDeploy(t *testing.T) {
 		t.Errorf("docker stop: exit %d after %s", code, took)
 	}
 }
+
+// testHoldHolderKilled: the holder container is SIGKILLed. Docker removes
+// its published port, but the app container, which joined its network
+// namespace, keeps it alive and keeps serving inside it on the sockets it
+// holds: it does not crash, says the holder is gone, and answers on the
+// namespace's loopback. (Recreating the holder makes a new namespace the
+// app is not in: README, "the holder dies or is recreated".)
+func (e *dockerEnv) testHoldHolderKilled(t *testing.T) {
+	holder, run := e.startHolder(t)
+	app := e.run(t, dockerRunOpts{
+		Image: e.testImage,
+		Flags: []string{"--network", "container:" + holder.name, "-v", run + ":/run/rotini", "-v", holdRelease(t, "v1") + ":/etc/rotini:ro"},
+		Args:  rotiniArgs,
+	})
+	app.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	mustDocker(t, "kill", "--signal=KILL", holder.name)
+	app.waitLog(`connection to the holder lost`, 1, time.Minute)
+	for range 5 {
+		out, err := dockerOut("exec", app.name, "/bin/busybox", "wget", "-qO-", "http://127.0.0.1:8000/release")
+		if err != nil || !strings.Contains(out, "release=v1") {
+			t.Fatalf("the app stopped serving in its namespace without the holder: %q, %v", out, err)
+		}
+		time.Sleep(dockerPoll)
+	}
+	if !app.running() {
+		t.Fatal("the app container exited with its holder")
+	}
+	out, err := dockerOut("exec", app.name, "/rotini", "status")
+	if err != nil || !strings.Contains(out, "holder unreachable") {
+		t.Errorf("status without the holder: %v\n%s", err, out)
+	}
+}

@@ -63,6 +63,7 @@ func TestDocker(t *testing.T) {
 	t.Run("HoldRestartTrap", e.testHoldRestartTrap)
 	t.Run("HoldCompose", e.testHoldCompose)
 	t.Run("HoldKilledMidDeploy", e.testHoldKilledMidDeploy)
+	t.Run("HoldHolderKilled", e.testHoldHolderKilled)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
