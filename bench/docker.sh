@@ -7,6 +7,16 @@
 #   (c) rotini, `docker restart`
 #   (d) rotini, compose `up -d` of a new image
 #   (e) rotini, `docker kill --signal=HUP` (a new generation on rotini's socket)
+#   (f) rotini hold, stop-first: `docker stop` the serving app container,
+#       then `docker run` the next one (the other tag)
+#   (g) rotini hold, start-first: `docker run` the next app container beside
+#       the serving one, `docker wait` until the old one exits (superseded,
+#       exit 0), `docker rm` it
+# (f) and (g) run behind a holder container (an image with /rotini only,
+# `rotini hold`) that owns the network namespace and the published port;
+# app containers join it (--network container:HOLDER) and a volume for the
+# hold socket, with `hold {}` in their config. (0) is their baseline: the
+# same holder and app under the same load for $BASELINE seconds, no deploy.
 # Each runs $DEPLOYS deploys one after the other while hey keeps $CONNS
 # connections busy from the host against 127.0.0.1 (the port published on
 # loopback only): after each deploy it waits until the app answers again
@@ -23,7 +33,10 @@
 # tini): nothing is pulled. Prints one markdown section with the exact
 # commands; bench/run.sh files it into bench/RESULTS.md. Progress goes to
 # stderr. Knobs: DEPLOYS (30), CONNS (8), QPS (50 per connection), PAUSE (1),
-# KEEPALIVE (1; 0 = hey -disable-keepalive, a new connection per request).
+# KEEPALIVE (1; 0 = hey -disable-keepalive, a new connection per request),
+# BASELINE (30 s of load without deploys for (0)).
+# With the defaults a run takes about 14 minutes on 2 shared cores, of
+# which the hold rows and their baseline about 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -33,6 +46,7 @@ CONNS=${CONNS:-8}
 QPS=${QPS:-50}
 PAUSE=${PAUSE:-1}
 KEEPALIVE=${KEEPALIVE:-1}
+BASELINE=${BASELINE:-30}
 
 log() { echo "docker.sh: $*" >&2; }
 die() {
@@ -63,6 +77,7 @@ cleanup() {
 	(cd "$tmp" 2>/dev/null && "${compose[@]}" -p "$name" down -v --remove-orphans -t 30 >/dev/null 2>&1) || true
 	docker ps -aq --filter "label=dev.rotini.bench=$id" | xargs -r docker rm -f -v >/dev/null 2>&1 || true
 	docker images -q --filter "label=dev.rotini.bench=$id" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+	docker volume ls -q --filter "label=dev.rotini.bench=$id" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -70,7 +85,7 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port/
 
-log "building static rotini and the testapp, and the image $img:a / :b"
+log "building static rotini and the testapp, and the images $img:a / :b and $img-hold"
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 mkdir -p "$tmp/ctx"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/ctx/rotini" .
@@ -91,12 +106,17 @@ app "web" {
   }
 }
 EOF
+# The same app behind a holder: its sockets come from the hold socket.
+{
+	printf 'hold {\n  socket = "/run/rotini/hold.sock"\n}\n\n'
+	cat "$tmp/ctx/rotini.hcl"
+} >"$tmp/ctx/rotini-hold.hcl"
 # One image for both inits; the ENTRYPOINT is chosen at run time. Two tags
 # that differ by a label only, so that compose `up -d` sees a new image.
 cat >"$tmp/ctx/Dockerfile" <<'EOF'
 FROM scratch
 COPY rotini tini testapp /
-COPY rotini.hcl /etc/rotini.hcl
+COPY rotini.hcl rotini-hold.hcl /etc/
 ARG BUILD
 LABEL build=$BUILD
 EXPOSE 8000
@@ -105,6 +125,16 @@ EOF
 for tag in a b; do
 	docker build -q --build-arg BUILD=$tag --label "dev.rotini.bench=$id" -t "$img:$tag" "$tmp/ctx" >/dev/null
 done
+# The holder's image: /rotini alone, as docker/Dockerfile builds it.
+mkdir -p "$tmp/holdctx"
+cp "$tmp/ctx/rotini" "$tmp/holdctx/rotini"
+cat >"$tmp/holdctx/Dockerfile" <<'EOF'
+FROM scratch
+COPY rotini /rotini
+ENTRYPOINT ["/rotini"]
+CMD ["version"]
+EOF
+docker build -q --label "dev.rotini.bench=$id" -t "$img-hold" "$tmp/holdctx" >/dev/null
 
 entry_tini='["/tini", "--", "/testapp", "serve", "--addr", "0.0.0.0:8000"]'
 entry_rotini='["/rotini", "-c", "/etc/rotini.hcl"]'
@@ -137,6 +167,58 @@ deploy_hup() {
 	die "reload $2 not done within 60s"
 }
 
+# Behind a holder: app containers are $name-app-N, N counting every start.
+holder=$name-holder
+vol=$name-run
+seq_app=0
+notes=()
+# start_app TAG: the next app container in the holder's namespace; sets
+# container to its name, and waits until its first generation is ready.
+start_app() {
+	seq_app=$((seq_app + 1))
+	container=$name-app-$seq_app
+	docker run -d --name "$container" --label "dev.rotini.bench=$id" \
+		--network "container:$holder" -v "$vol:/run/rotini" \
+		--entrypoint /rotini "$img:$1" -c /etc/rotini-hold.hcl >/dev/null
+	wait_log "$container" 'generation ready: generation=1\b'
+}
+# wait_log CONTAINER REGEX: until CONTAINER's log has a line matching REGEX, at most 60 s.
+wait_log() {
+	local i
+	for i in $(seq 600); do
+		docker logs "$1" 2>&1 | grep -q "$2" && return 0
+		sleep 0.1
+	done
+	docker logs --tail 20 "$1" >&2 || true
+	die "$1: no log line matching '$2' within 60s"
+}
+deploy_holdstop() {
+	local tag=a code
+	(($2 % 2)) && tag=b
+	code=$(docker stop -t 10 "$container" >/dev/null && docker inspect -f '{{.State.ExitCode}}' "$container")
+	[[ $code == 0 ]] || notes+=("stop-first deploy $2: the stopped container exited $code")
+	docker rm "$container" >/dev/null
+	start_app "$tag" && wait_serving
+}
+deploy_holdstart() {
+	local tag=a old=$container code
+	(($2 % 2)) && tag=b
+	start_app "$tag"
+	code=$(timeout 60 docker wait "$old") || die "start-first deploy $2: $old did not exit within 60s of its successor's readiness"
+	[[ $code == 0 ]] || notes+=("start-first deploy $2: the superseded container exited $code")
+	docker rm "$old" >/dev/null
+	wait_serving
+}
+deploy_none() { :; }
+start_hold() {
+	docker volume create --label "dev.rotini.bench=$id" "$vol" >/dev/null
+	docker run -d --name "$holder" --label "dev.rotini.bench=$id" -p "127.0.0.1:$port:8000" \
+		-v "$vol:/run/rotini" --sysctl net.ipv4.tcp_migrate_req=1 "$img-hold" hold >/dev/null
+	wait_log "$holder" 'holding sockets'
+	start_app a
+	wait_serving
+}
+
 # start_plain INIT: a container of the image with INIT's entrypoint.
 start_plain() {
 	local run=(--entrypoint /tini "$img:a" -- /testapp serve --addr 0.0.0.0:8000)
@@ -167,29 +249,38 @@ EOF
 stop_all() {
 	(cd "$tmp" && "${compose[@]}" -p "$name" down -v --remove-orphans -t 30 >/dev/null 2>&1) || true
 	docker ps -aq --filter "label=dev.rotini.bench=$id" | xargs -r docker rm -f -v >/dev/null 2>&1 || true
+	docker volume ls -q --filter "label=dev.rotini.bench=$id" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
 }
 
 # run LABEL INIT HOW DEPLOY_CMD: one row of the table.
 rows=()
+declare -A p99of failedof
 run() {
-	local label=$1 init=$2 how=$3 cmd=$4 out=$tmp/hey-$2-$3.txt n start took
-	log "($label) $init, $cmd: $DEPLOYS deploys under load"
+	local label=$1 init=$2 how=$3 cmd=$4 out=$tmp/hey-$1.txt n start took deploys=$DEPLOYS
+	[[ $how == none ]] && deploys=0
+	log "($label) $init, $cmd: $deploys deploys under load"
 	case $how in
 	compose) start_compose "$init" ;;
+	hold* | none) start_hold ;;
 	*) start_plain "$init" ;;
 	esac
 	hey -z 1h "${heyflags[@]}" "$url" >"$out" 2>&1 &
 	local hey_pid=$!
 	sleep 2
 	start=$SECONDS
-	for n in $(seq "$DEPLOYS"); do
+	for n in $(seq "$deploys"); do
 		"deploy_$how" "$init" "$n"
 		sleep "$PAUSE"
 	done
+	[[ $how == none ]] && sleep "$BASELINE"
 	took=$((SECONDS - start))
 	sleep 1
 	kill -INT "$hey_pid"
 	wait "$hey_pid" || true
+	if [[ $how == hold* || $how == none ]]; then
+		# Kept for a look when a hold row fails: the holder's log.
+		docker logs "$holder" >"$tmp/holder-$label.log" 2>&1 || true
+	fi
 	stop_all
 	local total errs non2xx p99 slowest
 	total=$(awk '/^Status code distribution:/{f=1;next} f&&/\[[0-9]+\]/{gsub(/[][]/,"",$1); s+=$2} /^Error distribution:/{f=0} END{print s+0}' "$out")
@@ -200,11 +291,21 @@ run() {
 	local failed=$((errs + non2xx)) all=$((total + errs))
 	local pct down
 	pct=$(awk -v f=$failed -v a=$all 'BEGIN{ if (a>0) printf "%.2f%%", 100*f/a; else print "-" }')
-	down=$(awk -v f=$failed -v r=$((CONNS * QPS)) -v n="$DEPLOYS" 'BEGIN{ printf "%.1f s (%.2f s/deploy)", f/r, f/r/n }')
-	rows+=("| ($label) | $init | \`$cmd\` | $DEPLOYS in ${took}s | $all | **$failed** ($pct) | $down | ${p99:-?} | ${slowest:-?} |")
+	down=$(awk -v f=$failed -v r=$((CONNS * QPS)) -v n="$deploys" 'BEGIN{ if (n>0) printf "%.1f s (%.2f s/deploy)", f/r, f/r/n; else printf "%.1f s", f/r }')
+	local what="$deploys in ${took}s"
+	[[ $how == none ]] && what="none, ${took}s"
+	rows+=("| ($label) | $init | \`$cmd\` | $what | $all | **$failed** ($pct) | $down | ${p99:-?} | ${slowest:-?} |")
+	p99of[$label]=$(awk '/ 99% in /{print $3*1000}' "$out")
+	failedof[$label]=$failed
 	log "($label) requests=$all failed=$failed p99=${p99:-?} slowest=${slowest:-?}"
 	if ((errs > 0)); then
 		log "   errors: $(awk '/^Error distribution:/{f=1;next} f' "$out" | head -3 | tr -s ' ' | tr '\n' ';')"
+		if [[ $how == hold* ]]; then
+			log "   hey's errors, all kinds:"
+			awk '/^Error distribution:/{f=1;next} f' "$out" | sed 's/^/     /' >&2
+			log "   the holder's log (last 40 lines):"
+			tail -n 40 "$tmp/holder-$label.log" | sed 's/^/     /' >&2
+		fi
 	fi
 }
 
@@ -213,6 +314,19 @@ run b tini compose "TAG=<new> docker compose up -d"
 run c rotini restart "docker restart -t 10 app"
 run d rotini compose "TAG=<new> docker compose up -d"
 run e rotini hup "docker kill --signal=HUP app"
+run 0 "rotini hold" none "(no deploy)"
+run f "rotini hold" holdstop "docker stop app-N; docker run … app-N+1"
+run g "rotini hold" holdstart "docker run … app-N+1; docker wait app-N; docker rm app-N"
+
+# The goals of the hold rows (issue 11), said as measured.
+verdict_failed="**missed**: ${failedof[f]} failed stop-first, ${failedof[g]} start-first"
+((failedof[f] + failedof[g] == 0)) && verdict_failed="met"
+verdict_p99=$(awk -v g="${p99of[g]:-0}" -v b="${p99of[0]:-0}" 'BEGIN{
+	if (b <= 0) { print "not measured"; exit }
+	r = g / b
+	printf "%s: %.1f ms vs %.1f ms, %.2f×", (r <= 1.5 ? "met" : "**missed**"), g, b, r }')
+notes_md=
+((${#notes[@]})) && notes_md=$(printf -- '- noted during the run: %s\n' "${notes[@]}")$'\n'
 
 cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 mode="keep-alive"
@@ -240,9 +354,23 @@ $(printf '%s\n' "${rows[@]}")
   (one worker, \`ready { notify = true, min_uptime = "500ms" }\`, \`stop_timeout = "8s"\`)
 - compose: \`image: $img:\${TAG}\`, \`entrypoint:\` as above, \`stop_grace_period: 10s\`;
   each deploy switches TAG between two tags of the same image that differ by a label, so \`up -d\` recreates the container.
+- holder, for (0), (f), (g): \`docker run -d --name holder -p 127.0.0.1:$port:8000 -v run:/run/rotini --sysctl net.ipv4.tcp_migrate_req=1 $img-hold hold\`
+  (\`$img-hold\`: FROM scratch with /rotini alone); app-N: \`docker run -d --name app-N --network container:holder -v run:/run/rotini --entrypoint /rotini $img:<a|b> -c /etc/rotini-hold.hcl\`
+  (the rotini config above with \`hold { socket = "/run/rotini/hold.sock" }\`); tags alternate a/b. Each deploy waits until
+  the new container logs \`generation ready: generation=1\` and the app answers, then ${PAUSE} s; (g) also waits for the old container to exit.
+  (0) is the same holder and app-1 under the same load for ${BASELINE} s, without deploys: the baseline for the p99 of (f) and (g).
 
+Goals for the hold rows (issue 11):
+- 0 failed requests in both (f) and (g): $verdict_failed.
+- start-first (g) p99 ≤ 1.5× the no-deploy baseline (0): $verdict_p99.
+${notes_md}
 A restart — of the container, or a new container from compose — closes the
 listening socket: connections are refused or reset until the new process
 listens, whichever init is PID 1. rotini's HUP keeps the socket open in PID 1
-and starts the new generation on it before the old one drains.
+and starts the new generation on it before the old one drains. Behind a
+holder, the socket outlives the app containers: stop-first, new connections
+wait in the holder's standby socket until the next container takes it
+(they are late, not refused); start-first, the new container takes over
+once ready and the old one drains.
+
 EOF
