@@ -43,7 +43,7 @@ forbid:
 	$(GO) test -count=1 ./tools/forbid/
 
 test: deps-test fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 50m ./...
 
 lint: fmt-check vet forbid
 

@@ -43,6 +43,7 @@ import (
 // at the end even when a test fails.
 func TestDocker(t *testing.T) {
 	requireDocker(t)
+	t.Parallel() // its subtests run one after the other, beside the other tests
 	start := time.Now()
 	e := newDockerEnv(t)
 	t.Logf("binaries and images ready in %s", time.Since(start).Round(time.Millisecond))
