@@ -11,7 +11,7 @@
 // reaped before Run returns. After start-up nothing here exits the process:
 // only main calls os.Exit.
 //
-// The folder is named init, as the design asks, but a package cannot be named
+// The folder is named init (users and docs refer to it), but a package cannot be named
 // init (Go reserves the identifier for init functions), so the package is
 // pid1.
 package pid1

@@ -1,5 +1,5 @@
 // Package forbid holds one test: rotini's code does not use the APIs that
-// DESIGN.md forbids.
+// the single-reaper rule forbids (only package reaper waits for processes).
 //
 // Invariant: exactly one place in the program waits for children — package
 // reaper — and nothing ever sets a signal to "ignored". Every other waiter
@@ -255,7 +255,7 @@ func fine() {
 `
 
 // TestCheckerReportsForbiddenUses is the negative control: the checker run on
-// a snippet that does what the design forbids reports each use, at its line,
+// a snippet that does what the rule forbids reports each use, at its line,
 // and nothing in the allowed code beside it.
 func TestCheckerReportsForbiddenUses(t *testing.T) {
 	fset := token.NewFileSet()

@@ -1,4 +1,4 @@
-# The example of DESIGN.md, verbatim.
+# The documented example config (README), verbatim: the contract of config names.
 listen "http" {
   address = "tcp://0.0.0.0:8000"      # or unix:///run/app.sock
 }
