@@ -122,6 +122,15 @@ func (e *dockerEnv) testHoldDeploys(t *testing.T) {
 		waitRelease(release(i + 1))
 	}
 	stopLoads(t, ls)
+	// In either container, `rotini status` shows the holder and who serves:
+	// the control socket is on the shared volume, answered by the newest
+	// rotini.
+	for _, c := range []*dockerContainer{holder, cur} {
+		out, err := dockerOut("exec", c.name, "/rotini", "status")
+		if err != nil || !strings.Contains(out, "holder pid") || !strings.Contains(out, "serving http") {
+			t.Errorf("rotini status in %s: %v\n%s", c.name, err, out)
+		}
+	}
 	if took, code := cur.stop(30); code != 0 {
 		t.Errorf("docker stop: exit %d after %s", code, took)
 	}
