@@ -363,3 +363,51 @@ func (e *dockerEnv) testHoldHolderKilled(t *testing.T) {
 		t.Errorf("status without the holder: %v\n%s", err, out)
 	}
 }
+
+// testHoldTwoNewcomers: two containers start at once beside the serving
+// one: one wins (the last one ready), the other two are superseded, exit 0
+// and say by whom; the load loses nothing.
+func (e *dockerEnv) testHoldTwoNewcomers(t *testing.T) {
+	holder, run := e.startHolder(t)
+	startApp := func(release string) *dockerContainer {
+		return e.run(t, dockerRunOpts{
+			Image: e.testImage,
+			Flags: []string{"--network", "container:" + holder.name, "-v", run + ":/run/rotini", "-v", holdRelease(t, release) + ":/etc/rotini:ro"},
+			Args:  rotiniArgs,
+		})
+	}
+	old := startApp("v1")
+	old.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	ls := startLoads(t, holder.url)
+	b, c := startApp("v2"), startApp("v2")
+	b.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	c.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		running := 0
+		for _, x := range []*dockerContainer{old, b, c} {
+			if x.running() {
+				running++
+			}
+		}
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d containers still run, want the one winner", running)
+		}
+		time.Sleep(dockerPoll)
+	}
+	for _, x := range []*dockerContainer{old, b, c} {
+		if x.running() {
+			continue
+		}
+		if code := x.inspect("{{.State.ExitCode}}"); code != "0" || !strings.Contains(x.logs(), "superseded by a newer rotini") {
+			t.Errorf("%s: exit %s; superseded containers exit 0 saying so:\n%s", x.name, code, x.logs())
+		}
+	}
+	if got := releaseAnswer(holder.url); got != "v2" {
+		t.Errorf("release %q answers, want v2", got)
+	}
+	stopLoads(t, ls)
+}

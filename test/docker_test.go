@@ -65,6 +65,7 @@ func TestDocker(t *testing.T) {
 	t.Run("HoldCompose", e.testHoldCompose)
 	t.Run("HoldKilledMidDeploy", e.testHoldKilledMidDeploy)
 	t.Run("HoldHolderKilled", e.testHoldHolderKilled)
+	t.Run("HoldTwoNewcomers", e.testHoldTwoNewcomers)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
