@@ -39,7 +39,12 @@ type Remote struct {
 	socks   map[sockKey]*sockets.Listener
 	err     error // the connection ended
 	closing bool
-	holder  *HolderStatus
+
+	path, container string
+	superseded      func(by string)
+	refusals        int // hellos a returning holder refused
+
+	holder *HolderStatus
 }
 
 type sockKey struct {
@@ -64,12 +69,13 @@ func Dial(log hclog.Logger, path, id, container string, specs []Spec, superseded
 	r := &Remote{
 		log: log, c: c, tenant: id, specs: map[string]Spec{},
 		waiting: map[uint64]chan result{}, socks: map[sockKey]*sockets.Listener{},
+		path: path, container: container, superseded: superseded,
 	}
 	for _, s := range specs {
 		r.specs[s.Name] = s
 		r.order = append(r.order, s.Name)
 	}
-	go r.read(superseded)
+	go r.read(c)
 	if rep, _, err := r.call(request{Op: opHello, Tenant: id, Container: container, Listeners: specs}, callTimeout); err != nil {
 		c.Close()
 		if rep.Event == evSuperseded {
@@ -81,10 +87,10 @@ func Dial(log hclog.Logger, path, id, container string, specs []Spec, superseded
 	return r, nil
 }
 
-func (r *Remote) read(superseded func(string)) {
+func (r *Remote) read(c *net.UnixConn) {
 	for {
 		var rep reply
-		fd, err := recv(r.c, &rep)
+		fd, err := recv(c, &rep)
 		if err != nil {
 			r.mu.Lock()
 			r.err = fmt.Errorf("connection to the holder lost: %w", err)
@@ -97,6 +103,7 @@ func (r *Remote) read(superseded func(string)) {
 			if closing {
 				return
 			}
+			go r.reconnect()
 			r.log.Error("connection to the holder lost: the sockets this rotini has keep serving, but it cannot start a generation on a new one", "error", err)
 			return
 		}
@@ -104,8 +111,8 @@ func (r *Remote) read(superseded func(string)) {
 			if fd >= 0 {
 				unix.Close(fd)
 			}
-			if rep.Event == evSuperseded && superseded != nil {
-				superseded(rep.By)
+			if rep.Event == evSuperseded && r.superseded != nil {
+				r.superseded(rep.By)
 			}
 			continue
 		}
@@ -135,7 +142,10 @@ func (r *Remote) call(req request, timeout time.Duration) (reply, int, error) {
 	r.waiting[req.ID] = w
 	r.mu.Unlock()
 	r.wmu.Lock()
-	err := send(r.c, req, -1)
+	r.mu.Lock()
+	c := r.c
+	r.mu.Unlock()
+	err := send(c, req, -1)
 	r.wmu.Unlock()
 	if err != nil {
 		r.mu.Lock()
@@ -275,6 +285,50 @@ func (r *Remote) Close() {
 		l.File.Close()
 		delete(r.socks, k)
 	}
+	c := r.c
 	r.mu.Unlock()
-	r.c.Close()
+	c.Close()
+}
+
+// reconnect registers again with a holder that returns (a new `rotini
+// hold` at the same path). The sockets this rotini holds keep serving
+// meanwhile; its next generations get sockets from the new holder. Under
+// Docker a recreated holder container has a new network namespace, which
+// only those new sockets are in: a reload after the holder returns makes
+// the app reachable on the holder's published ports again.
+func (r *Remote) reconnect() {
+	for {
+		time.Sleep(time.Second)
+		r.mu.Lock()
+		if r.closing {
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: r.path, Net: "unixpacket"})
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.c, r.err = c, nil
+		r.mu.Unlock()
+		go r.read(c)
+		specs := make([]Spec, 0, len(r.order))
+		for _, n := range r.order {
+			specs = append(specs, r.specs[n])
+		}
+		if _, _, err := r.call(request{Op: opHello, Tenant: r.tenant, Container: r.container, Listeners: specs}, callTimeout); err != nil {
+			r.mu.Lock()
+			r.refusals++
+			n := r.refusals
+			r.mu.Unlock()
+			if n == 1 || n%60 == 0 {
+				r.log.Warn("the holder is back but refuses this rotini", "error", err)
+			}
+			c.Close() // the reader sees it and tries again
+			return
+		}
+		r.log.Info("registered again with the holder; the next generation takes its sockets from it", "holder", r.path)
+		return
+	}
 }

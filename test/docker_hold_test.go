@@ -411,3 +411,31 @@ func (e *dockerEnv) testHoldTwoNewcomers(t *testing.T) {
 	}
 	stopLoads(t, ls)
 }
+
+// testHoldHolderRestarted: the holder container is restarted. Docker gives
+// it a new network namespace; the app container stays in the old one. The
+// app's rotini registers again with the returning holder, and a reload
+// starts a generation on sockets from the new holder, which serve the
+// holder's published port again.
+func (e *dockerEnv) testHoldHolderRestarted(t *testing.T) {
+	holder, run := e.startHolder(t)
+	app := e.run(t, dockerRunOpts{
+		Image: e.testImage,
+		Flags: []string{"--network", "container:" + holder.name, "-v", run + ":/run/rotini", "-v", holdRelease(t, "v1") + ":/etc/rotini:ro"},
+		Args:  rotiniArgs,
+	})
+	app.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
+	mustDocker(t, "restart", "-t", "1", holder.name)
+	app.waitLog(`registered again with the holder`, 1, time.Minute)
+	if out, err := dockerOut("exec", app.name, "/rotini", "reload", "--wait"); err != nil {
+		t.Fatalf("reload after the holder came back: %v\n%s", err, out)
+	}
+	url := "http://" + holder.hostAddr(8000) + "/"
+	deadline := time.Now().Add(time.Minute)
+	for releaseAnswer(url) != "v1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app is not reachable through the restarted holder")
+		}
+		time.Sleep(dockerPoll)
+	}
+}

@@ -66,6 +66,7 @@ func TestDocker(t *testing.T) {
 	t.Run("HoldKilledMidDeploy", e.testHoldKilledMidDeploy)
 	t.Run("HoldHolderKilled", e.testHoldHolderKilled)
 	t.Run("HoldTwoNewcomers", e.testHoldTwoNewcomers)
+	t.Run("HoldHolderRestarted", e.testHoldHolderRestarted)
 }
 
 // rotiniArgs runs rotini on the config mounted at /etc/rotini.
