@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,6 +49,11 @@ func runTests(m *testing.M) int {
 	// (0, 1, 2 and ExtraFiles), not what the shell that ran `go test` left
 	// open without close-on-exec.
 	closeOnExecAbove2()
+	// Processes started by the tests get INT and QUIT at their defaults
+	// whatever the test binary inherited (a shell's background job ignores
+	// both): Go resets a handled signal to the default in its children.
+	// Tests that need an inherited disposition set it themselves.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)
 	// Zero-config mode unless a test asks otherwise.
 	os.Unsetenv("ROTINI_CONFIG")
 	os.Unsetenv("ROTINI_CONTROL")

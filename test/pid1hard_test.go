@@ -234,6 +234,18 @@ func TestFaultAndReservedSignalsForwarded(t *testing.T) {
 				t.Parallel()
 				p := rotini(t, m, "--log-level", "info", "--", "sleep", "1000")
 				p.waitStderrLine(t, regexp.MustCompile(`rotini\.child: started`), waitDeadline)
+				// When rotini inherited ignored signals (a background job
+				// of a shell ignores INT and QUIT), the child starts as
+				// rotini's own binary, which restores them and execs sleep;
+				// until then the Go runtime in it keeps 33 and PROF.
+				eventually(t, waitDeadline, "the child is sleep", func() (bool, string) {
+					for _, k := range children(p.target(t)) {
+						if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", k)); strings.HasSuffix(exe, "/sleep") {
+							return true, ""
+						}
+					}
+					return false, "not yet"
+				})
 				p.signal(t, sig)
 				expectExited(t, p, 128+int(sig))
 			})
