@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -54,6 +55,11 @@ func runTests(m *testing.M) int {
 	// both): Go resets a handled signal to the default in its children.
 	// Tests that need an inherited disposition set it themselves.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)
+	// GNU make runs its recipes with signals 32 and 33 ignored, and rotini
+	// passes what it inherited on: under `make test` every child would
+	// ignore them, and be started through rotini's signal-restoring shim.
+	// The test binary does not use them: back to the default.
+	resetIgnored(32, 33)
 	// Zero-config mode unless a test asks otherwise.
 	os.Unsetenv("ROTINI_CONFIG")
 	os.Unsetenv("ROTINI_CONTROL")
@@ -628,5 +634,21 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() (o
 			t.Fatalf("%s: not so after %v: %s", what, timeout, status)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// resetIgnored sets each of sigs that is ignored back to the default, with
+// the raw system call: Go's os/signal cannot touch 32 and 33.
+func resetIgnored(sigs ...int) {
+	const sigIgn = 1
+	for _, sig := range sigs {
+		// struct sigaction of the kernel on amd64: handler, flags,
+		// restorer, mask.
+		var old [4]uint64
+		if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 || old[0] != sigIgn {
+			continue
+		}
+		var dfl [4]uint64
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
 	}
 }
