@@ -108,8 +108,11 @@ func TestHoldTenantKilled(t *testing.T) {
 	}
 	s := l.stop()
 	t.Logf("load across a killed tenant: %s", s)
-	if s.Kinds[failConnect] > 0 || s.Failures > loadClients {
-		t.Errorf("%d failed, %d at connect; want at most the %d requests the killed workers held", s.Failures, s.Kinds[failConnect], loadClients)
+	// What the killed workers held, and what sat in its socket's queue
+	// (reset as the socket leaves without tcp_migrate_req), fails: at most
+	// one request per client.
+	if s.Failures > loadClients {
+		t.Errorf("%d failed; want at most the %d requests the killed tenant held", s.Failures, loadClients)
 	}
 	next.stop()
 }

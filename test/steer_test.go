@@ -321,19 +321,24 @@ func TestSteerThousandRotations(t *testing.T) {
 		if i%100 != 0 {
 			continue
 		}
-		st := settle()
-		stormSockets := len(st.Listeners[0].Sockets)
-		if got := listenSockets(t, port); got != stormSockets {
-			t.Errorf("rotation %d: %d sockets listen on the port, rotini knows %d", i, got, stormSockets)
-		}
+		settle()
+		stormSockets := 0
+		eventually(t, time.Minute, "the sockets listening are rotini's", func() (bool, string) {
+			stormSockets = len(r.statusJSON().Listeners[0].Sockets)
+			got := listenSockets(t, port)
+			return got == stormSockets, fmt.Sprintf("rotation %d: %d sockets listen on the port, rotini knows %d", i, got, stormSockets)
+		})
 		reloads++
 		if line, ok := r.hupAndWait(reloads); !ok {
 			t.Fatalf("reload after rotation %d: %s", i, line)
 		}
-		st = settle()
-		if socks := len(st.Listeners[0].Sockets); socks != 1 || listenSockets(t, port) != 1 {
-			t.Errorf("rotation %d: %d sockets in rotini's status, %d listening, want 1 for the one generation", i, socks, listenSockets(t, port))
-		}
+		settle()
+		// The old generation's socket leaves as it drains: poll, since
+		// status reads the sockets and the generations one after the other.
+		eventually(t, time.Minute, "one socket for the one generation", func() (bool, string) {
+			socks, listening := len(r.statusJSON().Listeners[0].Sockets), listenSockets(t, port)
+			return socks == 1 && listening == 1, fmt.Sprintf("rotation %d: %d sockets in rotini's status, %d listening", i, socks, listening)
+		})
 		fds := countFDs(pid)
 		if fds0 < 0 {
 			fds0 = fds
