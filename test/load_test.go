@@ -357,31 +357,24 @@ func requireNoFailures(t *testing.T, s loadStats) {
 	}
 }
 
-// requireOnlyDropped fails t when the load saw failures other than
-// failDropped — the known drain bug of the app named in why — and logs
-// those it tolerated. Connection failures (failConnect) are never
-// tolerated: they would be rotini's.
-func requireOnlyDropped(t *testing.T, s loadStats, why string) {
-	t.Helper()
-	t.Logf("load: %s", s)
-	if n := s.Kinds[failDropped]; n > 0 {
-		t.Logf("tolerated %d requests dropped by the app's own drain (accepted, then closed unanswered): %s", n, why)
-	}
-	if bad := s.Failures - s.Kinds[failDropped]; bad > 0 {
-		t.Errorf("%d of %d requests failed other than by the app's known drain bug (%s); first failures:", bad, s.Requests+s.Failures, s.Mode)
-		for _, f := range s.Samples {
-			t.Errorf("  %s", f)
-		}
-	}
-	if s.Requests == 0 {
-		t.Errorf("the load completed no request at all")
-	}
-}
-
 // getBody does one GET on a fresh connection and returns the answer's
 // generation and worker.
 func getBody(url string) (gen, worker string, err error) {
 	c := newLoadClient(newConn)
 	l := &load{url: url}
 	return l.once(context.Background(), c)
+}
+
+// requireSomeFailures is the check of a negative control: the load, run
+// without what the test guards, must have failed, or the test could not
+// see a failure either. It logs what failed.
+func requireSomeFailures(t *testing.T, s loadStats, without string) {
+	t.Helper()
+	t.Logf("without %s: %s", without, s)
+	for _, f := range s.Samples[:min(3, len(s.Samples))] {
+		t.Logf("  e.g. %s", f)
+	}
+	if s.Failures == 0 {
+		t.Errorf("no request failed without %s: this test could not see what it guards", without)
+	}
 }

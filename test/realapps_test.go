@@ -82,11 +82,8 @@ func gunicornSpec(appDir string) appSpec {
 }
 
 // rotateUnderLoad reloads r n times under a load of the given mode and
-// requires zero failures and an answer from every generation. A non-empty
-// knownDrainBug tolerates requests the app itself drops in its drain
-// (failDropped) and names the upstream bug; connection failures are never
-// tolerated.
-func rotateUnderLoad(t *testing.T, r *rig, mode loadMode, n int, knownDrainBug string) {
+// requires zero failures and an answer from every generation.
+func rotateUnderLoad(t *testing.T, r *rig, mode loadMode, n int) {
 	t.Helper()
 	r.waitLog(`generation ready: generation=1\b`, 1, time.Minute)
 	l := startLoad(t, r.url, mode, loadClients, 15*time.Minute)
@@ -105,11 +102,7 @@ func rotateUnderLoad(t *testing.T, r *rig, mode loadMode, n int, knownDrainBug s
 		}
 	}
 	s := l.stop()
-	if knownDrainBug != "" {
-		requireOnlyDropped(t, s, knownDrainBug)
-	} else {
-		requireNoFailures(t, s)
-	}
+	requireNoFailures(t, s)
 	if s.DistinctGenerations() < n+1 {
 		t.Errorf("the load met %d distinct generations, want %d", s.DistinctGenerations(), n+1)
 	}
@@ -124,7 +117,7 @@ func TestGunicornRotation(t *testing.T) {
 			t.Parallel()
 			port := freeLoopbackPort(t)
 			r := startRig(t, port, rigConfig(port, gunicornSpec(copyApp(t, "wsgi"))))
-			rotateUnderLoad(t, r, mode, realAppRotations, "")
+			rotateUnderLoad(t, r, mode, realAppRotations)
 			r.stop()
 		})
 	}
@@ -216,7 +209,7 @@ func TestUvicornRotation(t *testing.T) {
 				Extra:       []string{`env = { PYTHONDONTWRITEBYTECODE = "1" }`},
 				Ready:       []string{`min_uptime = "1500ms"`, `timeout = "60s"`},
 			}))
-			rotateUnderLoad(t, r, mode, realAppRotations, "")
+			rotateUnderLoad(t, r, mode, realAppRotations)
 			r.stop()
 		})
 	}
@@ -249,7 +242,7 @@ func TestGoAppRotation(t *testing.T) {
 				StopTimeout: "25s",
 				Ready:       []string{`notify = true`, `http = "/"`, `min_uptime = "200ms"`, `timeout = "30s"`},
 			}))
-			rotateUnderLoad(t, r, mode, realAppRotations, "")
+			rotateUnderLoad(t, r, mode, realAppRotations)
 			r.stop()
 		})
 	}
