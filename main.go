@@ -4,14 +4,22 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/sigstate"
 )
 
+// init keeps main on the process's main thread until main knows it is not
+// a shim. A shim execs the worker, and Linux keeps PR_SET_PDEATHSIG per
+// thread: a process that execs from another thread carries on as that
+// thread, without it, and the worker would outlive a SIGKILLed rotini.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	execShimIfAsked()          // a worker's first instant; never returns when it applies
 	sigstate.ExecShimIfAsked() // likewise, for a child that only needs its signals restored
+	runtime.UnlockOSThread()
 	sigs, chld := pid1.Notify()
 	os.Exit(newCLI(sigs, chld).Run(os.Args[1:]))
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -379,17 +380,26 @@ func TestWorkersDieWithKilledRotini(t *testing.T) {
 	if len(ws) != 2 {
 		t.Fatalf("workers: %+v", ws)
 	}
+	// Every process rotini started, not only the serving generation: the
+	// replaced one may still be draining, and holds a socket of the same
+	// reuseport group, so the next rotini could not bind while it lives.
+	all := descendants(r.p.target(t))
+	for _, w := range ws {
+		if !slices.Contains(all, w.Pid) {
+			t.Fatalf("serving worker %d (pid %d) is not among rotini's descendants %v", w.Index, w.Pid, all)
+		}
+	}
 	t.Cleanup(func() {
-		for _, w := range ws {
-			unix.Kill(w.Pid, unix.SIGKILL)
+		for _, pid := range all {
+			unix.Kill(pid, unix.SIGKILL)
 		}
 	})
 	r.signal(syscall.SIGKILL)
 	r.p.wait(t, waitDeadline)
-	for _, w := range ws {
-		eventually(t, waitDeadline, fmt.Sprintf("worker %d (pid %d) is gone", w.Index, w.Pid), func() (bool, string) {
-			st, err := readStat(w.Pid)
-			return !alive(w.Pid), fmt.Sprintf("%+v %v", st, err)
+	for _, pid := range all {
+		eventually(t, waitDeadline, fmt.Sprintf("process %d that rotini started is gone", pid), func() (bool, string) {
+			st, err := readStat(pid)
+			return !alive(pid), fmt.Sprintf("%+v %v", st, err)
 		})
 	}
 	next := startRig(t, r.port, rigConfig(r.port, appSpec{Command: testappServe("--notify")}))

@@ -50,6 +50,7 @@ func main() {
 	if slices.Contains(signalRoles, role) {
 		reexecWithoutAsyncPreemption()
 	}
+	runtime.UnlockOSThread()
 	switch role {
 	case "signals":
 		signalsRole(args)
@@ -83,6 +84,12 @@ func main() {
 		fatalf("unknown role %q", role)
 	}
 }
+
+// init keeps main on the main thread, so that the re-exec below happens
+// there: Linux keeps PR_SET_PDEATHSIG per thread, and a process that execs
+// from another thread carries on as that thread, without the parent-death
+// signal rotini gave it. main unlocks once past the re-exec.
+func init() { runtime.LockOSThread() }
 
 // reexecWithoutAsyncPreemption replaces the process (same pid) by itself
 // with asynchronous preemption off, unless that is already the case.
