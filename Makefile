@@ -9,7 +9,11 @@
 export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# ENTRY links rotini's own process entry point, which records the signal
+# state rotini inherits before the Go runtime changes it (sigstate.EntryFlag;
+# the sigstate tests check that every build of rotini here passes it).
+ENTRY   := -E=github.com/rotini-dev/rotini/sigstate.entry
+LDFLAGS := -s -w -X main.version=$(VERSION) $(ENTRY)
 
 .PHONY: all build run test lint fmt-check vet forbid bench deps deps-test deps-bench clean
 

@@ -88,7 +88,7 @@ url=http://127.0.0.1:$port/
 log "building static rotini and the testapp, and the images $img:a / :b and $img-hold"
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 mkdir -p "$tmp/ctx"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/ctx/rotini" .
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version -E=github.com/rotini-dev/rotini/sigstate.entry" -o "$tmp/ctx/rotini" .
 CGO_ENABLED=0 go build -trimpath -o "$tmp/ctx/testapp" ./test/testapp
 cp /usr/bin/tini-static "$tmp/ctx/tini"
 cat >"$tmp/ctx/rotini.hcl" <<'EOF'

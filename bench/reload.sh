@@ -56,7 +56,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building rotini and the testapp into $tmp"
-CGO_ENABLED=0 go build -trimpath -o "$tmp/rotini" .
+CGO_ENABLED=0 go build -trimpath -ldflags "-E=github.com/rotini-dev/rotini/sigstate.entry" -o "$tmp/rotini" .
 CGO_ENABLED=0 go build -trimpath -o "$tmp/testapp" ./test/testapp
 wsgi_dir=$(pwd)/test/apps/wsgi
 

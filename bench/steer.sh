@@ -71,9 +71,9 @@ trap cleanup EXIT
 clean() { sed -e "s#$tmp/##g" -e "s#$tmp#.#g" -e "s#$repo/##g" -e "s#$repo#.#g"; }
 
 log "building rotini and test/apps/naive into $tmp"
-build_rotini="CGO_ENABLED=0 go build -trimpath -o $tmp/rotini ."
+build_rotini="CGO_ENABLED=0 go build -trimpath -ldflags -E=github.com/rotini-dev/rotini/sigstate.entry -o $tmp/rotini ."
 build_naive="CGO_ENABLED=0 go build -trimpath -o $tmp/naive ./test/apps/naive"
-CGO_ENABLED=0 go build -trimpath -o "$tmp/rotini" .
+CGO_ENABLED=0 go build -trimpath -ldflags "-E=github.com/rotini-dev/rotini/sigstate.entry" -o "$tmp/rotini" .
 CGO_ENABLED=0 go build -trimpath -o "$tmp/naive" ./test/apps/naive
 
 free_port() {

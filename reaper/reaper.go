@@ -63,6 +63,13 @@ type Reaper struct {
 
 // New returns a Reaper that logs orphans to log.
 func New(log hclog.Logger) *Reaper {
+	if log.IsDebug() {
+		in := sigstate.Inherited()
+		// whole=false: a build without sigstate.EntryFlag, which sees only
+		// what the Go runtime left of the inheritance.
+		log.Debug("children get the signal state rotini inherited",
+			"ignored", fmt.Sprintf("%#x", in.Ignored), "blocked", fmt.Sprintf("%#x", in.Blocked), "whole", sigstate.Whole())
+	}
 	return &Reaper{
 		log:     log,
 		kick:    make(chan struct{}, 1),

@@ -10,14 +10,18 @@
 // that sets the dispositions and the mask with raw system calls and execs
 // the real command, keeping the pid.
 //
-// What rotini can see of its inheritance is what the Go runtime left of it
-// by the time package init runs. The runtime installs its own handler on
-// most signals before that, keeping an inherited SIG_IGN only for HUP and
-// INT, and it unblocks HUP, INT, QUIT, ILL, TRAP, ABRT, BUS, FPE, SEGV,
-// STKFLT, TERM, CHLD, PROF, SYS and 32-34 in every thread. So the ignored
-// HUP, INT, CONT, TSTP, TTIN, TTOU, 32 and 34, and the blocked signals
-// outside that list, are restored; the rest reach children with their
-// default disposition, unblocked.
+// rotini sees its inheritance whole when its binary is linked with
+// EntryFlag: its own entry point (entry_$GOARCH.s) records the blocked mask
+// and the ignored signals before the Go runtime starts, and every signal
+// is restored as it was handed over, as tini does. Without that flag (a
+// plain `go build`, or an architecture without an entry point), rotini
+// sees what the runtime left of it by the time package init runs: the
+// runtime installs its own handler on most signals first, keeping an
+// inherited SIG_IGN only for HUP and INT, and it unblocks HUP, INT, QUIT,
+// ILL, TRAP, ABRT, BUS, FPE, SEGV, STKFLT, TERM, CHLD, PROF, SYS and 32-34
+// in every thread. Then the ignored HUP, INT, CONT, TSTP, TTIN, TTOU, 32
+// and 34, and the blocked signals outside that list, are restored; the
+// rest reach children with their default disposition, unblocked.
 package sigstate
 
 import (
@@ -48,16 +52,29 @@ type State struct {
 	Ignored, Blocked uint64
 }
 
-// inherited is what rotini found at start, before any handler of its own.
-var inherited = capture()
+// inherited is what rotini found at start, before any handler of its own,
+// and whether it is whole (recorded at the process's entry).
+var inherited, whole = capture()
 
 // Inherited returns the signal state rotini inherited.
 func Inherited() State { return inherited }
 
-// capture reads SigIgn and SigBlk of the main thread. Package init runs
-// before main installs rotini's handlers (signal.Notify), after the
-// runtime's: see the package doc.
-func capture() State {
+// Whole reports whether Inherited is the state exactly as rotini was
+// started with, recorded before the Go runtime ran (see the package doc).
+func Whole() bool { return whole }
+
+// capture returns the state recorded at entry, or else SigIgn and SigBlk
+// of the main thread: package init runs before main installs rotini's
+// handlers (signal.Notify), after the runtime's.
+func capture() (State, bool) {
+	if s, ok := fromEntry(); ok {
+		return s, true
+	}
+	return fromProc(), false
+}
+
+// fromProc reads SigIgn and SigBlk of the calling process's main thread.
+func fromProc() State {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return State{}

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rotini-dev/rotini/sigstate"
 )
 
 // The Docker side of the end-to-end tests: the docker CLI as a user runs it,
@@ -139,7 +141,7 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 		e.version = strings.TrimSpace(out)
 	}
 	start := time.Now()
-	e.goBuild(t, root, ".", "rotini", "-X main.version="+e.version)
+	e.goBuild(t, root, ".", "rotini", "-X main.version="+e.version+" "+sigstate.EntryFlag)
 	e.goBuild(t, root, "./test/testapp", "testapp", "")
 	t.Logf("built static rotini %s and testapp in %s", e.version, time.Since(start).Round(time.Millisecond))
 

@@ -549,3 +549,56 @@ app "plain" {
 		}
 	})
 }
+
+// The signals the Go runtime takes over before any code of rotini's runs
+// (here TERM, USR2 and QUIT ignored, TERM blocked) reach the child
+// exactly as rotini was handed them, because rotini's own entry point
+// (sigstate.EntryFlag) records them first. The same source linked without
+// that entry point is the negative control: it cannot see them, and its
+// child gets them at their defaults.
+func TestChildrenInheritWhatTheRuntimeTakesOver(t *testing.T) {
+	const (
+		wantIgn = 1<<(syscall.SIGTERM-1) | 1<<(syscall.SIGUSR2-1) | 1<<(syscall.SIGQUIT-1)
+		wantBlk = 1 << (syscall.SIGTERM - 1)
+	)
+	noEntry := filepath.Join(t.TempDir(), "rotini-noentry")
+	build := exec.Command("go", "build", "-o", noEntry, "github.com/rotini-dev/rotini")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build without the entry point: %v\n%s", err, out)
+	}
+	// python3 sets the state and execs, keeping the pid.
+	launch := func(argv ...string) []string {
+		return append([]string{"python3", "-c", `import os, signal, sys
+for s in (signal.SIGTERM, signal.SIGUSR2, signal.SIGQUIT):
+    signal.signal(s, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+os.execv(sys.argv[1], sys.argv[1:])`}, argv...)
+	}
+	// state runs bin as the zero-config init of grep, which prints its
+	// own SigBlk and SigIgn.
+	state := func(t *testing.T, bin string) (ign, blk uint64) {
+		p := start(t, procOptions{}, launch(bin, "--", "grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status")...)
+		expectExited(t, p, 0)
+		for _, want := range []struct {
+			name string
+			v    *uint64
+		}{{"SigBlk", &blk}, {"SigIgn", &ign}} {
+			line, _, err := nthMatch(p.stdout, regexp.MustCompile("^"+want.name+":"), 1, startTimeout)
+			if err != nil {
+				t.Fatalf("no %s line: %v\n%s", want.name, err, p.transcript())
+			}
+			if _, err := fmt.Sscanf(strings.Join(strings.Fields(line), " "), want.name+": %x", want.v); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+		return ign, blk
+	}
+	if ign, blk := state(t, rotiniBin); ign&wantIgn != wantIgn || blk&wantBlk != wantBlk {
+		t.Errorf("child of rotini: ignored %x blocked %x, want at least ignored %x blocked %x", ign, blk, uint64(wantIgn), uint64(wantBlk))
+	}
+	if ign, blk := state(t, noEntry); ign&wantIgn != 0 || blk&wantBlk != 0 {
+		t.Errorf("negative control: the child of rotini linked without its entry point got ignored %x blocked %x of %x and %x; the entry point is not what this test checks", ign, blk, uint64(wantIgn), uint64(wantBlk))
+	}
+}
