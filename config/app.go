@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/watch"
 )
 
 type rawApp struct {
@@ -307,7 +309,7 @@ func (d *decoder) probeAddr(rng hcl.Range, s string) bool {
 }
 
 func (d *decoder) watch(raw *rawWatch) Watch {
-	w := Watch{Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: PollAuto}
+	w := Watch{Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: watch.PollAuto}
 	if raw == nil {
 		return w
 	}
@@ -331,11 +333,11 @@ func (d *decoder) watch(raw *rawWatch) Watch {
 	w.Trigger = d.str(raw.Trigger, "")
 	if s, ok := value[string](d, raw.Poll); ok {
 		switch s {
-		case PollAuto, PollOff:
+		case watch.PollAuto, watch.PollOff:
 			w.Poll = s
 		default:
 			if v, err := time.ParseDuration(s); err == nil && v > 0 {
-				w.Poll, w.PollEvery = PollInterval, v
+				w.Poll, w.PollEvery = watch.PollInterval, v
 			} else {
 				d.errorf(raw.Poll.Expr.Range(), "Invalid poll setting",
 					"The poll setting %q is none of \"auto\", \"off\" or a polling interval such as \"2s\".", s)

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/rotini-dev/rotini/hold"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/control"
+	"github.com/rotini-dev/rotini/hold"
+	"github.com/rotini-dev/rotini/reload"
 )
 
 // Config is a validated configuration file. Load and Parse return one only
@@ -51,11 +53,11 @@ type Listener struct {
 	SwitchGrace time.Duration
 }
 
-// Reload modes of an app.
+// Reload modes of an app: the names package reload gives its modes.
 const (
-	ReloadRotate  = "rotate"
-	ReloadSignal  = "signal"
-	ReloadRestart = "restart"
+	ReloadRotate  = string(reload.Rotate)
+	ReloadSignal  = string(reload.Signal)
+	ReloadRestart = string(reload.Restart)
 )
 
 // App is a program rotini runs as a pool of workers.
@@ -132,13 +134,6 @@ type Ready struct {
 	Interval  time.Duration // between probe attempts
 }
 
-// Poll settings of a watch block.
-const (
-	PollAuto     = "auto"
-	PollOff      = "off"
-	PollInterval = "interval" // poll every Watch.PollEvery
-)
-
 // Watch says which files make an app reload when they change. Watching is
 // on when Paths is non-empty (the app has a watch block); the other fields
 // hold their defaults either way.
@@ -146,8 +141,8 @@ type Watch struct {
 	Paths, Exclude, Include []string
 	Debounce, MaxWait       time.Duration
 	Trigger                 string
-	Poll                    string        // PollAuto, PollOff or PollInterval
-	PollEvery               time.Duration // when Poll is PollInterval
+	Poll                    string        // watch.PollAuto, watch.PollOff or watch.PollInterval
+	PollEvery               time.Duration // when Poll is watch.PollInterval
 }
 
 // Log configures rotini's own log (not the workers' output).
@@ -161,7 +156,7 @@ type Log struct {
 const DefaultHoldSocket = hold.DefaultSocket
 
 // DefaultControlSocket is where the control socket listens by default.
-const DefaultControlSocket = "/run/rotini/rotini.sock"
+const DefaultControlSocket = control.DefaultSocket
 
 // Control configures the control socket.
 type Control struct {

@@ -13,7 +13,9 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"golang.org/x/sys/unix"
 
+	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/signame"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // The raw structs mirror the file's structure for gohcl, which reports
@@ -158,18 +160,14 @@ func (d *decoder) control(raw *rawControl) Control {
 	return c
 }
 
-// maxSocketPath is the longest unix socket path: sun_path holds 108 bytes,
-// the last being NUL.
-const maxSocketPath = 107
-
 func (d *decoder) socketPath(rng hcl.Range, path, what string) bool {
 	switch {
 	case !filepath.IsAbs(path):
 		d.errorf(rng, "Relative unix socket path",
 			"The %s path %q is relative; write an absolute path, such as \"/run/app.sock\".", what, path)
-	case len(path) > maxSocketPath:
+	case len(path) > sockets.MaxUnixPath:
 		d.errorf(rng, "Unix socket path too long",
-			"The %s path is %d bytes long; the kernel allows at most %d.", what, len(path), maxSocketPath)
+			"The %s path is %d bytes long; the kernel allows at most %d.", what, len(path), sockets.MaxUnixPath)
 	default:
 		return true
 	}
@@ -203,12 +201,10 @@ func (d *decoder) rewrite(a *hcl.Attribute) map[unix.Signal]unix.Signal {
 			d.errorf(p.Key.Range(), "Duplicate signal rewrite", "Signal %s is rewritten more than once.", signame.Name(f))
 			continue
 		}
-		var t unix.Signal
-		if to != "0" {
-			if t, err = signame.Parse(to); err != nil {
-				d.errorf(p.Value.Range(), "Unknown signal", "The signal to send instead is invalid (\"0\" drops the signal): %s.", err)
-				continue
-			}
+		t, err := pid1.ParseRewriteTarget(to)
+		if err != nil {
+			d.errorf(p.Value.Range(), "Unknown signal", "The signal to send instead is invalid (\"0\" drops the signal): %s.", err)
+			continue
 		}
 		m[f] = t
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/watch"
 )
 
 // expectedDiag is a diagnostic as a fixture states it: on its line, an
@@ -172,7 +174,7 @@ func TestFull(t *testing.T) {
 					Debounce:  time.Second,
 					MaxWait:   10 * time.Second,
 					Trigger:   "/srv/app/restart.txt",
-					Poll:      PollInterval,
+					Poll:      watch.PollInterval,
 					PollEvery: 2 * time.Second,
 				},
 			},
@@ -190,7 +192,7 @@ func TestFull(t *testing.T) {
 				CrashLimit:          5,
 				CrashWindow:         time.Minute,
 				Ready:               Ready{Timeout: time.Minute, MinUptime: time.Second, Interval: 100 * time.Millisecond},
-				Watch:               Watch{Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: PollAuto},
+				Watch:               Watch{Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: watch.PollAuto},
 			},
 			{
 				Name:                "nginx",
@@ -206,7 +208,7 @@ func TestFull(t *testing.T) {
 				CrashLimit:          0,
 				CrashWindow:         time.Minute,
 				Ready:               Ready{Timeout: time.Minute, MinUptime: time.Second, Interval: 100 * time.Millisecond},
-				Watch:               Watch{Paths: []string{"/etc/nginx"}, Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: PollOff},
+				Watch:               Watch{Paths: []string{"/etc/nginx"}, Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: watch.PollOff},
 			},
 		},
 		Log:     Log{Level: "debug", Format: "json"},

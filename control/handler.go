@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rotini-dev/rotini/hold"
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/reload"
 )
 
@@ -374,24 +375,12 @@ func self() Self {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := Self{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse}
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		s.FDs = len(ents) - 1 // minus the one reading the directory
+	if fds, err := procfs.FDs(os.Getpid()); err == nil {
+		s.FDs = len(fds)
 	}
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			f := strings.Fields(v)
-			if len(f) == 0 {
-				continue
-			}
-			n, _ := strconv.ParseInt(f[0], 10, 64)
-			switch k {
-			case "VmRSS":
-				s.RSS = n * 1024
-			case "Threads":
-				s.Threads = int(n)
-			}
-		}
+	s.RSS, _ = procfs.RSS(os.Getpid())
+	if st, err := procfs.Status(os.Getpid()); err == nil {
+		s.Threads, _ = strconv.Atoi(st["Threads"])
 	}
 	return s
 }

@@ -17,15 +17,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // DefaultSocket is where the control socket listens unless told otherwise.
 const DefaultSocket = "/run/rotini/rotini.sock"
-
-// maxSocketPath is the longest unix socket path: sun_path holds 108 bytes,
-// the last being NUL.
-const maxSocketPath = 107
 
 // Backend is what the control socket drives; *reload.Manager is one. Its
 // methods must not block on processes (Status is bounded by its timeout).
@@ -127,8 +125,8 @@ func serve(o Options, b Backend, lim limits) (*Server, error) {
 	if o.Started.IsZero() {
 		o.Started = time.Now()
 	}
-	if len(o.Path) > maxSocketPath {
-		return nil, fmt.Errorf("control socket %s: path longer than %d bytes", o.Path, maxSocketPath)
+	if len(o.Path) > sockets.MaxUnixPath {
+		return nil, fmt.Errorf("control socket %s: path longer than %d bytes", o.Path, sockets.MaxUnixPath)
 	}
 	gid := -1
 	if o.Group != "" {
@@ -245,7 +243,7 @@ func listen(path string, mode os.FileMode, gid int, takeOver bool) (*net.UnixLis
 	bind := path
 	if tmp, err := os.MkdirTemp(dir, ".rotini-control-"); err == nil {
 		defer os.RemoveAll(tmp)
-		if p := filepath.Join(tmp, "s"); len(p) <= maxSocketPath {
+		if p := filepath.Join(tmp, "s"); len(p) <= sockets.MaxUnixPath {
 			bind = p
 		}
 	}
@@ -500,8 +498,8 @@ func fdBudget(want int) int {
 		return want
 	}
 	open := 0
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		open = len(ents)
+	if fds, err := procfs.FDs(os.Getpid()); err == nil {
+		open = len(fds)
 	}
 	free := int64(rl.Cur) - int64(open)
 	return int(max(1, min(int64(want), free/4)))

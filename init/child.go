@@ -12,9 +12,6 @@ import (
 	"github.com/rotini-dev/rotini/reaper"
 )
 
-// FastStopTimeout bounds a fast stop (SIGQUIT): SIGKILL follows it.
-const FastStopTimeout = 2 * time.Second
-
 // ChildOptions configure the zero-config workload: one command, like tini.
 type ChildOptions struct {
 	Path        string // resolved executable

@@ -2,14 +2,12 @@ package pid1
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	ps "github.com/mitchellh/go-ps"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/reaper"
 )
 
@@ -101,7 +99,7 @@ const cleanupGrace = 5 * time.Second
 func Cleanup(log hclog.Logger, r *reaper.Reaper) {
 	deadline := time.Now().Add(cleanupGrace)
 	for i := 0; ; i++ {
-		left := Descendants(os.Getpid())
+		left := live(os.Getpid())
 		if len(left) == 0 {
 			return
 		}
@@ -120,76 +118,15 @@ func Cleanup(log hclog.Logger, r *reaper.Reaper) {
 	}
 }
 
-// Descendants lists the live (non-zombie) descendants of pid, children
-// first. It follows /proc/PID/task/TID/children, so it reads only the
-// subtree's entries rather than every process on the machine; when that
-// file is missing (kernels without CONFIG_PROC_CHILDREN) it falls back to a
-// full process listing.
-func Descendants(pid int) []int {
-	kids := children
-	if _, err := os.Stat("/proc/self/task/" + itoa(unix.Gettid()) + "/children"); err != nil {
-		kids = childrenByListing()
-	}
+// live lists the live (non-zombie) descendants of pid, children first.
+// A zombie is not killed, but its children are looked at: it is only
+// waiting for its parent to reap it.
+func live(pid int) []int {
 	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range kids(p) {
-			queue = append(queue, c)
-			if !zombie(c) {
-				out = append(out, c)
-			}
+	for _, d := range procfs.Descendants(pid) {
+		if p, err := procfs.Stat(d); err == nil && p.State != 'Z' {
+			out = append(out, d)
 		}
 	}
 	return out
 }
-
-// children reads the children of every thread of pid: a child belongs to
-// the thread that forked it.
-func children(pid int) []int {
-	tasks, err := os.ReadDir("/proc/" + itoa(pid) + "/task")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/" + itoa(pid) + "/task/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
-
-// childrenByListing lists every process once and answers from that.
-func childrenByListing() func(int) []int {
-	kids := map[int][]int{}
-	if procs, err := ps.Processes(); err == nil {
-		for _, p := range procs {
-			kids[p.PPid()] = append(kids[p.PPid()], p.Pid())
-		}
-	}
-	return func(pid int) []int { return kids[pid] }
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
-	if err != nil {
-		return true // gone already
-	}
-	// The state follows the last ')' (the command name may contain one).
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ')' {
-			return i+2 < len(b) && b[i+2] == 'Z'
-		}
-	}
-	return false
-}
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,7 +21,8 @@ const (
 	Drop
 	// Stop drains: the stop signal to every group, SIGKILL after the stop timeout.
 	Stop
-	// FastStop sends SIGQUIT to every group and SIGKILL soon after.
+	// FastStop sends SIGQUIT to every group and SIGKILL FastStopTimeout
+	// after (or at the stop timeout, if shorter).
 	FastStop
 	// Reload rotates, restarts or signals each app according to its reload mode.
 	Reload
@@ -29,6 +31,11 @@ const (
 	// ScaleDown removes one worker from every app.
 	ScaleDown
 )
+
+// FastStopTimeout is how long a fast stop waits after SIGQUIT before
+// SIGKILL, for every workload: the zero-config child and each app's
+// generations.
+const FastStopTimeout = 2 * time.Second
 
 var actionNames = [...]string{"forward", "drop", "stop", "fast-stop", "reload", "scale-up", "scale-down"}
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // waitFor is how long a test waits for something that must happen; it is
@@ -489,7 +491,7 @@ func TestSlowloris(t *testing.T) {
 
 func openFDs(t *testing.T) int {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDs(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

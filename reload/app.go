@@ -3,11 +3,9 @@ package reload
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -19,14 +17,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/exitcode"
+	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/proxy"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
-
-// fastStopTimeout bounds a fast stop: SIGKILL follows SIGQUIT this soon.
-const fastStopTimeout = 2 * time.Second
 
 type genState int
 
@@ -617,10 +614,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
 		// Treat like a worker that died at once, with a shell's code.
-		code := 126 // as a shell: found but not executable
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			code = 127
-		}
+		code := exitcode.Of(err)
 		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
 		g.workers[index] = w
 		a.lastStartErr = &StartError{Time: w.started, Generation: g.num, Worker: index, Error: err.Error()}
@@ -927,7 +921,7 @@ func (a *app) stopGeneration(g *generation, why string) {
 	g.signalled = true
 	sig, timeout := g.o.StopSignal, g.o.StopTimeout
 	if a.fast {
-		sig, timeout = unix.SIGQUIT, min(fastStopTimeout, g.o.StopTimeout)
+		sig, timeout = unix.SIGQUIT, min(pid1.FastStopTimeout, g.o.StopTimeout)
 	}
 	a.log.Info("generation draining", "generation", g.num, "workers", len(g.workers), "signal", unix.SignalName(sig), "kill_after", timeout, "reason", why)
 	for _, w := range g.workers {

@@ -1,14 +1,14 @@
 package reload
 
 import (
-	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	pid1 "github.com/rotini-dev/rotini/init"
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // Helpers are processes a generation's workers started outside their own
@@ -41,45 +41,22 @@ type evHelpers struct{ g *generation }
 
 // procIdentity tells a process from a later one that reuses its pid.
 type procIdentity struct {
-	start uint64 // clock ticks after boot, field 22 of /proc/PID/stat
-}
-
-// procStat reads a process's parent, state and start time from
-// /proc/PID/stat; ok is false when it is gone.
-func procStat(pid int) (ppid int, state byte, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	// The command name may hold spaces and parentheses: fields are
-	// counted from after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, 0, 0, false
-	}
-	f := bytes.Fields(b[i+2:])
-	// f[0] is field 3 (state), so field N is f[N-3].
-	if len(f) < 20 {
-		return 0, 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(string(f[1]))
-	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
-	return ppid, f[0][0], start, true
+	start uint64 // procfs.Process.StartTime
 }
 
 // generationOf reads ROTINI_APP and ROTINI_GENERATION from a process's
 // initial environment; ok is false when it has none or cannot be read.
 func generationOf(pid int) (app string, gen int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	env, err := procfs.Environ(pid)
 	if err != nil {
 		return "", 0, false
 	}
 	var genS string
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if v, found := bytes.CutPrefix(kv, []byte("ROTINI_APP=")); found {
-			app = string(v)
-		} else if v, found := bytes.CutPrefix(kv, []byte("ROTINI_GENERATION=")); found {
-			genS = string(v)
+	for _, kv := range env {
+		if v, found := strings.CutPrefix(kv, "ROTINI_APP="); found {
+			app = v
+		} else if v, found := strings.CutPrefix(kv, "ROTINI_GENERATION="); found {
+			genS = v
 		}
 	}
 	gen, err = strconv.Atoi(genS)
@@ -102,7 +79,7 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 	if g.helpers == nil {
 		g.helpers = map[int]procIdentity{}
 	}
-	for _, pid := range pid1.Descendants(os.Getpid()) {
+	for _, pid := range procfs.Descendants(os.Getpid()) {
 		if _, known := g.helpers[pid]; known {
 			continue
 		}
@@ -113,11 +90,11 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 		if !ok || app != a.name || gen != g.num {
 			continue
 		}
-		_, state, start, ok := procStat(pid)
-		if !ok || state == 'Z' {
+		p, err := procfs.Stat(pid)
+		if err != nil || p.State == 'Z' {
 			continue
 		}
-		g.helpers[pid] = procIdentity{start: start}
+		g.helpers[pid] = procIdentity{start: p.StartTime}
 		found++
 		a.log.Info("stopping a helper of the generation", "generation", g.num, "pid", pid, "signal", unix.SignalName(sig))
 		_ = unix.Kill(pid, sig)
@@ -132,7 +109,7 @@ func (a *app) scanHelpers(g *generation, sig unix.Signal) (found, remain int) {
 // remain; it reads only their /proc entries.
 func (a *app) pruneHelpers(g *generation) int {
 	for pid, id := range g.helpers {
-		if _, state, start, ok := procStat(pid); !ok || state == 'Z' || start != id.start {
+		if p, err := procfs.Stat(pid); err != nil || p.State == 'Z' || p.StartTime != id.start {
 			delete(g.helpers, pid)
 		}
 	}
@@ -142,7 +119,7 @@ func (a *app) pruneHelpers(g *generation) int {
 // signalHelpers sends sig to g's known helpers and to any found now.
 func (a *app) signalHelpers(g *generation, sig unix.Signal) {
 	for pid, id := range g.helpers {
-		if _, _, start, ok := procStat(pid); ok && start == id.start {
+		if p, err := procfs.Stat(pid); err == nil && p.StartTime == id.start {
 			_ = unix.Kill(pid, sig)
 			_ = unix.Kill(pid, unix.SIGCONT)
 		}
@@ -155,7 +132,7 @@ func (a *app) signalHelpers(g *generation, sig unix.Signal) {
 func (a *app) killHelpers(g *generation) {
 	n := 0
 	for pid, id := range g.helpers {
-		if _, state, start, ok := procStat(pid); ok && state != 'Z' && start == id.start {
+		if p, err := procfs.Stat(pid); err == nil && p.State != 'Z' && p.StartTime == id.start {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			n++
 		}

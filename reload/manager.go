@@ -8,14 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/hold"
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/proxy"
+	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
@@ -59,7 +60,7 @@ const (
 
 // New prepares a Manager; Start starts the apps' first generations.
 func New(o Options) (*Manager, error) {
-	closeInheritedOnExec()
+	reaper.CloseInheritedOnExec()
 	m := &Manager{
 		o:       o,
 		byName:  map[string]*app{},
@@ -110,7 +111,7 @@ func New(o Options) (*Manager, error) {
 	for i, a := range m.apps {
 		name := a.name
 		path := filepath.Join(dir, "app-"+name+".sock")
-		if len(path) >= 108 { // sun_path, NUL included
+		if len(path) > sockets.MaxUnixPath {
 			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
 		}
 		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
@@ -586,32 +587,6 @@ func RuntimeDir() string {
 
 // rss reads a process's resident set size from /proc (0 when gone).
 func rss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
-	if err != nil {
-		return 0
-	}
-	var size, res int64
-	if _, err := fmt.Sscan(string(b), &size, &res); err != nil {
-		return 0
-	}
-	return res * int64(os.Getpagesize())
-}
-
-// closeInheritedOnExec marks every descriptor above 2 close-on-exec, so that
-// a worker holds 0, 1, 2 and the listeners it was given, and nothing that
-// rotini itself inherited. rotini's own descriptors are close-on-exec
-// already; the listeners are passed explicitly, which clears the flag in the
-// worker only.
-func closeInheritedOnExec() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 {
-			continue
-		}
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-	}
+	n, _ := procfs.RSS(pid)
+	return n
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // notifyServer receives sd_notify datagrams (READY=1, STATUS=…) for one app
@@ -250,6 +252,6 @@ func candidates(pid int) []int {
 
 // parentPid is pid's parent (0 when the process is gone).
 func parentPid(pid int) int {
-	ppid, _, _, _ := procStat(pid)
-	return ppid
+	p, _ := procfs.Stat(pid)
+	return p.PPID
 }

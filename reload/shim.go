@@ -1,7 +1,6 @@
 package reload
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/exitcode"
 	"github.com/rotini-dev/rotini/sigstate"
 )
 
@@ -34,7 +34,7 @@ func ExecShimIfAsked() {
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "rotini-shim: no command")
-		os.Exit(127)
+		os.Exit(exitcode.NotFound)
 	}
 	inherited := sigstate.Restore(os.Environ()) // the signal state rotini inherited; exec follows
 	env := make([]string, 0, len(inherited)+1)
@@ -47,8 +47,5 @@ func ExecShimIfAsked() {
 	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
 	err := unix.Exec(os.Args[1], os.Args[2:], env)
 	fmt.Fprintf(os.Stderr, "rotini: exec %s: %v\n", os.Args[1], err)
-	if errors.Is(err, unix.ENOENT) {
-		os.Exit(127)
-	}
-	os.Exit(126)
+	os.Exit(exitcode.Of(err))
 }

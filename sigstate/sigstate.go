@@ -33,6 +33,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/exitcode"
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // Env carries the state to restore to the shim: "IGNORED:BLOCKED", two
@@ -75,27 +78,13 @@ func capture() (State, bool) {
 
 // fromProc reads SigIgn and SigBlk of the calling process's main thread.
 func fromProc() State {
-	b, err := os.ReadFile("/proc/self/status")
+	st, err := procfs.Status(os.Getpid())
 	if err != nil {
 		return State{}
 	}
 	var s State
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			continue
-		}
-		switch k {
-		case "SigIgn":
-			s.Ignored = n
-		case "SigBlk":
-			s.Blocked = n
-		}
-	}
+	s.Ignored, _ = strconv.ParseUint(st["SigIgn"], 16, 64)
+	s.Blocked, _ = strconv.ParseUint(st["SigBlk"], 16, 64)
 	return s
 }
 
@@ -126,15 +115,12 @@ func ExecShimIfAsked() {
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "rotini-sigshim: no command")
-		os.Exit(127)
+		os.Exit(exitcode.NotFound)
 	}
 	env := Restore(os.Environ())
 	err := unix.Exec(os.Args[1], os.Args[2:], env)
 	fmt.Fprintf(os.Stderr, "rotini: exec %s: %v\n", os.Args[1], err)
-	if err == unix.ENOENT {
-		os.Exit(127)
-	}
-	os.Exit(126)
+	os.Exit(exitcode.Of(err))
 }
 
 // Restore applies the state that env carries (Env) to this process and

@@ -11,6 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// MaxUnixPath is the longest path a unix socket can be bound at or
+// connected to: sun_path holds 108 bytes, the last of them a NUL.
+const MaxUnixPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
 // ListenerOptions describe one socket rotini binds and owns.
 type ListenerOptions struct {
 	Name    string

@@ -386,7 +386,7 @@ func (u *unixSteer) socket(gen int, o ListenerOptions) (*Listener, error) {
 		return u.members[0].l, nil
 	}
 	tmp := filepath.Join(filepath.Dir(o.Address), "."+filepath.Base(o.Address)+"."+strconv.Itoa(gen))
-	if len(tmp) > maxUnixPath {
+	if len(tmp) > MaxUnixPath {
 		// The configured path is within the limit (config checks it); the
 		// temporary one beside it may not be.
 		tmp = filepath.Join(filepath.Dir(o.Address), ".r"+strconv.Itoa(gen))
@@ -398,9 +398,6 @@ func (u *unixSteer) socket(gen int, o ListenerOptions) (*Listener, error) {
 	u.members = append(u.members, &member{gen: gen, l: l, tmp: tmp})
 	return l, nil
 }
-
-// maxUnixPath is the longest path a sockaddr_un holds, less its NUL.
-const maxUnixPath = 107
 
 func (u *unixSteer) serve(gen int, path string) error {
 	m := find(u.members, gen)

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"debug/elf"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/sigstate"
 )
 
@@ -573,29 +573,20 @@ func nsProcs(t *testing.T, init int) []nsProc {
 	if err != nil {
 		t.Fatalf("pid namespace of %d: %v", init, err)
 	}
-	entries, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []nsProc
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids {
 		if n, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil || n != ns {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		p, err := procfs.Stat(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		// pid (comm) state …: comm may hold spaces and parentheses.
-		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || close < 0 || close+2 >= len(stat) {
-			continue
-		}
-		out = append(out, nsProc{pid: pid, state: stat[close+2], comm: string(stat[open+1 : close])})
+		out = append(out, nsProc{pid: pid, state: p.State, comm: p.Comm})
 	}
 	return out
 }

@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +26,8 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/procfs"
+	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sigstate"
 )
 
@@ -51,7 +52,7 @@ func runTests(m *testing.M) int {
 	// Processes started by the tests inherit exactly what each test passes
 	// (0, 1, 2 and ExtraFiles), not what the shell that ran `go test` left
 	// open without close-on-exec.
-	closeOnExecAbove2()
+	reaper.CloseInheritedOnExec()
 	// Processes started by the tests get INT and QUIT at their defaults
 	// whatever the test binary inherited (a shell's background job ignores
 	// both): Go resets a handled signal to the default in its children.
@@ -95,15 +96,6 @@ func runTests(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-func closeOnExecAbove2() {
-	entries, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
-	}
 }
 
 // runMode is how rotini runs in a test.
@@ -521,42 +513,19 @@ type procStat struct {
 	state     byte // R, S, D, Z, T, …
 }
 
-// readStat reads /proc/PID/stat; the command name may hold spaces and
-// parentheses, so the fields are taken after the last ')'.
+// readStat reads /proc/PID/stat.
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, s)
-	}
-	return procStat{pid: pid, ppid: ppid, state: f[0][0]}, nil
+	p, err := procfs.Stat(pid)
+	return procStat{pid: p.PID, ppid: p.PPID, state: p.State}, err
 }
 
 // allProcs is a snapshot of every process on the host (processes that
 // vanish while it is taken are left out).
 func allProcs() []procStat {
-	entries, _ := os.ReadDir("/proc")
-	var ps []procStat
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil {
-			ps = append(ps, st)
-		}
+	all, _ := procfs.All()
+	ps := make([]procStat, 0, len(all))
+	for _, p := range all {
+		ps = append(ps, procStat{pid: p.PID, ppid: p.PPID, state: p.State})
 	}
 	return ps
 }
@@ -575,16 +544,7 @@ func childrenOf(parent int) []procStat {
 // children lists pid's children from /proc/PID/task/*/children: cheaper
 // than a scan of /proc, for a process with few children.
 func children(pid int) []int {
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var kids []int
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if k, err := strconv.Atoi(s); err == nil {
-				kids = append(kids, k)
-			}
-		}
-	}
+	kids, _ := procfs.Children(pid)
 	return kids
 }
 
@@ -601,24 +561,8 @@ func zombies(parent int) int {
 	return n
 }
 
-// descendants lists root's descendants, deepest last.
-func descendants(root int) []int {
-	kids := map[int][]int{}
-	for _, st := range allProcs() {
-		kids[st.ppid] = append(kids[st.ppid], st.pid)
-	}
-	var out []int
-	queue := []int{root}
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		for _, k := range kids[pid] {
-			out = append(out, k)
-			queue = append(queue, k)
-		}
-	}
-	return out
-}
+// descendants lists root's descendants, zombies included, deepest last.
+func descendants(root int) []int { return procfs.Descendants(root) }
 
 // alive reports whether pid runs: it exists and is neither a zombie nor
 // dead.

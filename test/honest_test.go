@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // Tests that rotini does what its configuration and messages say: no
@@ -360,8 +362,8 @@ func TestCrashedWorkerRestartsUnderLowFDLimitAndIdleClients(t *testing.T) {
 }
 
 func countFDs(pid int) int {
-	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(ents)
+	fds, _ := procfs.FDs(pid)
+	return len(fds)
 }
 
 // A control socket whose file was deleted is made again on HUP, and the

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // End-to-end tests of proxy mode (`proxy {}` in an app): apps that know
@@ -115,13 +117,11 @@ func TestProxyBrokenReleases(t *testing.T) {
 // rssOf is a process's resident set size in bytes.
 func rssOf(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	rss, err := procfs.RSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var size, res int64
-	fmt.Sscan(string(b), &size, &res)
-	return res * int64(os.Getpagesize())
+	return rss
 }
 
 // proxyIdleBound is the most rotini's memory may grow per idle relayed

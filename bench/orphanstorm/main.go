@@ -41,6 +41,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // roleEnv set to roleIntermediate makes the re-executed program the
@@ -146,22 +148,15 @@ func storm(n int, timeout time.Duration) error {
 // parentOf names the parent of pid as "pid P (comm)", or "" when /proc does
 // not tell.
 func parentOf(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.Stat(pid)
 	if err != nil {
 		return ""
 	}
-	// pid (comm) state ppid …; comm may hold spaces and parentheses.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
+	parent, err := procfs.Stat(p.PPID)
+	if err != nil {
+		return fmt.Sprintf("pid %d ()", p.PPID)
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return ""
-	}
-	comm, _ := os.ReadFile("/proc/" + f[1] + "/comm")
-	return fmt.Sprintf("pid %s (%s)", f[1], strings.TrimSpace(string(comm)))
+	return fmt.Sprintf("pid %d (%s)", p.PPID, parent.Comm)
 }
 
 // intermediate forks N orphans that block on fd 3, prints their pids and

@@ -1,18 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // Roles that attack rotini's notify socket, as a hostile worker would.
@@ -75,26 +75,22 @@ func forgeRole(args []string) {
 
 // siblings lists the other children of this process's parent.
 func siblings() []int {
-	ppid, self := os.Getppid(), os.Getpid()
-	files, _ := filepath.Glob("/proc/" + strconv.Itoa(ppid) + "/task/*/children")
-	var out []int
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, s := range bytes.Fields(b) {
-			if pid, err := strconv.Atoi(string(s)); err == nil && pid != self {
-				out = append(out, pid)
-			}
+	kids, _ := procfs.Children(os.Getppid())
+	out := kids[:0]
+	for _, pid := range kids {
+		if pid != os.Getpid() {
+			out = append(out, pid)
 		}
 	}
 	return out
 }
 
 func environOf(pid int) map[string]string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	kvs, _ := procfs.Environ(pid)
 	env := map[string]string{}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if k, v, ok := bytes.Cut(kv, []byte("=")); ok {
-			env[string(k)] = string(v)
+	for _, kv := range kvs {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
 		}
 	}
 	return env
