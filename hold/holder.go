@@ -339,9 +339,13 @@ func (h *Holder) leave(t *tenant) int {
 	return n
 }
 
-// gone forgets a tenant whose connection ended: what it served goes to
-// standby at once, and its sockets leave (its processes are gone, or soon
-// will be: they keep the copies they hold).
+// gone forgets a tenant whose connection ended (its processes are gone, or
+// soon will be: they keep the copies they hold). A socket it was serving
+// becomes the listener's standby, steered to as it already is: the
+// connections queued in it, and those that keep arriving, wait there for
+// the next tenant instead of being reset with it (without tcp_migrate_req
+// the kernel cannot move them), so only what its workers had accepted is
+// lost. Its other sockets leave.
 func (h *Holder) gone(t *tenant) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -349,7 +353,17 @@ func (h *Holder) gone(t *tenant) {
 		return
 	}
 	delete(h.tenants, t.id)
-	h.leave(t)
+	for l, k := range h.serving {
+		if k.tenant != t.id {
+			continue
+		}
+		n := h.keys[k]
+		delete(h.keys, k)
+		h.local.Release(l, h.standby[l])
+		h.standby[l] = n
+		h.serving[l] = key{}
+		h.log.Info("new connections wait at the holder in the gone tenant's socket", "listener", l, "tenant", t.id)
+	}
 	for k, n := range h.keys {
 		if k.tenant == t.id {
 			h.local.Release(k.listener, n)

@@ -84,6 +84,10 @@ func TestReloadModeSignal(t *testing.T) {
 		}
 		p := rotini(t, subreaper, "--control", filepath.Join(t.TempDir(), "ctl.sock"), "-c", cfg)
 		p.waitStderrLine(t, regexp.MustCompile(`generation ready`), waitDeadline)
+		// min_uptime says nothing of the app's handlers: on a loaded
+		// machine 100 ms can pass before it has installed them, and
+		// the HUP would kill it. It prints "ready" once they are in.
+		p.waitLine(t, "ready", waitDeadline)
 		p.signal(t, syscall.SIGHUP)
 		p.waitLine(t, "signal HUP", waitDeadline)
 		p.signal(t, syscall.SIGTERM)
