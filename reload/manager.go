@@ -25,6 +25,7 @@ import (
 // apps' goroutines and returns without waiting for processes.
 type Manager struct {
 	o       Options
+	clock   clock // the real one, except in the state machine's tests
 	apps    []*app
 	byName  map[string]*app
 	doneC   chan int
@@ -62,6 +63,7 @@ func New(o Options) (*Manager, error) {
 	closeInheritedOnExec()
 	m := &Manager{
 		o:       o,
+		clock:   realClock{},
 		byName:  map[string]*app{},
 		doneC:   make(chan int, 1),
 		appDone: make(chan appDone, len(o.Apps)),
