@@ -129,6 +129,12 @@ func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int,
 	return pid, ch, nil
 }
 
+// Kill sends sig to pid as kill(2) does: a negative pid names a process
+// group. It is here, beside Start, so that whoever starts processes through
+// a Reaper holds one value that both starts and signals them, and a test can
+// stand in for both at once.
+func (r *Reaper) Kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+
 var (
 	forkOnce  sync.Once
 	forkCalls chan func()

@@ -104,3 +104,32 @@ func reap(r *Reaper, pid int, exit <-chan Exit) Exit {
 		}
 	}
 }
+
+// Kill with a negative pid reaches the process group of a process started
+// in a group of its own, as reload stops a worker, and the exit says so.
+func TestKillSignalsTheGroup(t *testing.T) {
+	r := New(hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	pid, exit, err := r.Start("/bin/sleep", []string{"sleep", "1000"}, &syscall.ProcAttr{
+		Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Kill(-pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r.Notify() // standing in for SIGCHLD
+		select {
+		case e := <-exit:
+			if !e.Status.Signaled() || e.Status.Signal() != syscall.SIGTERM {
+				t.Errorf("exit %s, want killed by SIGTERM", e)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

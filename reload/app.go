@@ -56,11 +56,11 @@ type generation struct {
 	timedOut  bool // readiness timeout passed (initial generation only)
 	started   time.Time
 	stopAt    time.Time
-	killTimer *time.Timer
+	killTimer timer
 	// readyTimer bounds the wait for readiness; stopped once ready or
 	// draining, so that it does not keep the generation alive for its
 	// whole timeout after it has gone.
-	readyTimer *time.Timer
+	readyTimer timer
 	// handoff: replaced, receiving no new connection, not yet signalled:
 	// its workers accept what its sockets still queue.
 	handoff   bool
@@ -103,14 +103,6 @@ type Result struct {
 	Duration   time.Duration
 }
 
-type reloadReq struct {
-	opts     *AppOptions // new options, or nil to keep
-	reply    chan<- Result
-	progress chan<- Event
-	why      string
-	fail     string // the reload cannot happen: answer with this reason
-}
-
 // Event is one step of a reload, streamed to `rotini reload --wait`.
 type Event struct {
 	Time       time.Time `json:"time"`
@@ -132,45 +124,6 @@ type rotation struct {
 	cancel   chan struct{} // stops before_reload
 }
 
-// Event kinds sent to the app goroutine.
-type (
-	evExit struct {
-		w    *worker
-		exit reaper.Exit
-	}
-	evNotify struct {
-		w   *worker
-		msg notifyMsg
-	}
-	evProbed       struct{ w *worker }
-	evAged         struct{ w *worker }
-	evKill         struct{ g *generation }
-	evReadyTimeout struct{ g *generation }
-	evRestart      struct {
-		g     *generation
-		index int
-		prior int
-	}
-	evBeforeReload struct {
-		r   *rotation
-		err error
-	}
-	// evHandedOff: a replaced generation's sockets are empty and the
-	// grace has passed.
-	evHandedOff struct {
-		g   *generation
-		why string
-	}
-	// evStop stops the app; handoff: its serving generation receives no
-	// new connection already, and drains its queue before its stop signal.
-	evStop   struct{ fast, handoff bool }
-	evSignal struct{ sig unix.Signal }
-	// evScale sets the worker count, or changes it by delta when workers
-	// is 0 (TTIN/TTOU: relative to the count the app has when it handles
-	// the event, not when the signal arrived).
-	evScale struct{ workers, delta int }
-)
-
 type app struct {
 	// name and watchOpts never change (a reload cannot rename an app or
 	// change its watch block): other goroutines may read them. Everything
@@ -180,7 +133,7 @@ type app struct {
 	m         *Manager
 	o         AppOptions
 	log       hclog.Logger
-	events    chan any
+	events    chan appEvent
 	quit      chan struct{} // closed when the loop ends
 
 	gens     int // generations started so far
@@ -207,6 +160,9 @@ type app struct {
 	// lastStartErr is the last worker that could not be started, for
 	// status: its cause is otherwise only in the log.
 	lastStartErr *StartError
+	// observe, when set (by tests, before Start), is called on the app's
+	// goroutine after each event is handled.
+	observe func(appEvent)
 }
 
 // StartError says why a worker could not be started.
@@ -221,21 +177,22 @@ func newApp(m *Manager, o AppOptions) *app {
 	return &app{
 		m: m, o: o, name: o.Name, watchOpts: o.Watch,
 		log:    m.o.Log.Named(o.Name),
-		events: make(chan any, 256),
+		events: make(chan appEvent, 256),
 		quit:   make(chan struct{}),
 	}
 }
 
 // send delivers an event unless the loop has ended.
-func (a *app) send(ev any) {
+func (a *app) send(ev appEvent) {
 	select {
 	case a.events <- ev:
 	case <-a.quit:
 	}
 }
 
-func (a *app) after(d time.Duration, ev any) *time.Timer {
-	return time.AfterFunc(d, func() { a.send(ev) })
+// after delivers ev once d has passed on the Manager's clock.
+func (a *app) after(d time.Duration, ev appEvent) timer {
+	return a.m.clock.AfterFunc(d, func() { a.send(ev) })
 }
 
 // run is the app's goroutine; it returns when the app has stopped, with the
@@ -245,6 +202,9 @@ func (a *app) run(done chan<- appDone) {
 	for {
 		ev := <-a.events
 		a.handle(ev)
+		if a.observe != nil {
+			a.observe(ev)
+		}
 		if a.stopping && a.live() == 0 {
 			code := 0
 			if a.fatal != nil {
@@ -291,12 +251,16 @@ func (a *app) next() *generation {
 	return a.rot.next
 }
 
-func (a *app) handle(ev any) {
+// handle acts on one event. Every type of the closed set in events.go has
+// a case; one without is a bug, which panics rather than being dropped.
+func (a *app) handle(ev appEvent) {
 	switch e := ev.(type) {
 	case reloadReq:
 		a.requestReload(e)
 	case evExit:
 		a.workerExited(e.w, e.exit)
+	case evStartFailed:
+		a.startFailed(e.w)
 	case evNotify:
 		if e.msg.Ready && !e.w.notified {
 			e.w.notified = true
@@ -362,6 +326,8 @@ func (a *app) handle(ev any) {
 		}
 	case statusReq:
 		e.reply <- a.status()
+	default:
+		panic(fmt.Sprintf("reload: app %s has no case for event %T", a.name, ev))
 	}
 }
 
@@ -596,6 +562,11 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	var exit <-chan reaper.Exit
 	if err == nil {
 		pid, exit, err = a.m.o.Reaper.Start(spec.path, spec.argv, spec.attr)
+		if err != nil && spec.path != spec.cmd {
+			err = fmt.Errorf("exec %s (shim for %s): %w", spec.path, spec.cmd, err)
+		} else if err != nil {
+			err = fmt.Errorf("exec %s: %w", spec.cmd, err)
+		}
 		if p := spec.pipes; p != nil {
 			if err != nil {
 				p.failed()
@@ -613,17 +584,15 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	}
 	if err != nil {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
-		// Treat like a worker that died at once, with a shell's code.
-		code := exitcode.Of(err)
-		w := &worker{gen: g, index: index, started: time.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
+		w := &worker{gen: g, index: index, started: a.m.clock.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
 		g.workers[index] = w
-		a.lastStartErr = &StartError{Time: w.started, Generation: g.num, Worker: index, Error: err.Error()}
-		// Reported like a worker that died at once, through the loop, so
-		// that the caller finishes what it was doing first.
-		go a.send(evExit{w, reaper.Exit{Status: unix.WaitStatus(code << 8)}})
+		a.lastStartErr = &StartError{Time: time.Now(), Generation: g.num, Worker: index, Error: err.Error()}
+		// Through the loop, so that the caller finishes what it was doing
+		// first: the slot is then taken as one whose worker died.
+		go a.send(evStartFailed{w})
 		return
 	}
-	w := &worker{gen: g, index: index, pid: pid, started: time.Now(), cancel: make(chan struct{}), restarts: restarts}
+	w := &worker{gen: g, index: index, pid: pid, started: a.m.clock.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
 	a.forkWorked(g, index)
 	a.m.register(a.name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
@@ -698,7 +667,7 @@ func (a *app) probe(w *worker, probeL *sockets.Listener, r ReadyOptions) {
 		if ok && len(r.Exec) > 0 {
 			env := setEnv(setEnv(setEnv(a.m.o.Env, "ROTINI_APP", a.name), "ROTINI_GENERATION", strconv.Itoa(w.gen.num)), "ROTINI_PID", strconv.Itoa(w.pid))
 			env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(w.index))
-			e, err := runOnce(a.m.o.Reaper, r.Exec, w.gen.dir, env, max(r.Timeout, time.Second), w.cancel)
+			e, err := a.runOnce(r.Exec, w.gen.dir, env, max(r.Timeout, time.Second), w.cancel)
 			ok = err == nil && e.Code() == 0
 		}
 		if ok {
@@ -725,7 +694,7 @@ func (a *app) checkWorker(w *worker) {
 	}
 	w.state = ready
 	close(w.cancel)
-	a.log.Info("worker ready", "generation", w.gen.num, "worker", w.index, "pid", w.pid, "after", time.Since(w.started).Round(time.Millisecond))
+	a.log.Info("worker ready", "generation", w.gen.num, "worker", w.index, "pid", w.pid, "after", a.m.clock.Now().Sub(w.started).Round(time.Millisecond))
 	if a.relays != nil && w.gen == a.serving && w.gen.ready {
 		a.steer(w.gen) // proxy mode: a restarted or added worker's port
 	}
@@ -821,8 +790,30 @@ func (a *app) notReady(g *generation) string {
 
 func (a *app) workerExited(w *worker, e reaper.Exit) {
 	g := w.gen
-	if g.workers[w.index] == w {
-		delete(g.workers, w.index)
+	a.forget(w)
+	a.m.unregister(w.pid)
+	lvl := hclog.Warn
+	if g.state == draining || w.state == stopping {
+		lvl = hclog.Info // expected
+	}
+	a.log.Log(lvl, "worker exited", "generation", g.num, "worker", w.index, "pid", w.pid, "status", e.String(), "code", e.Code(), "uptime", a.m.clock.Now().Sub(w.started).Round(time.Millisecond))
+	a.workerGone(w, e.Code(), fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, g.num, e.String()))
+}
+
+// startFailed takes a worker that could not be started (spawn logged why)
+// as one that died at once, but says what happened: it has no pid and no
+// exit status, only w.startErr.
+func (a *app) startFailed(w *worker) {
+	a.forget(w)
+	// The code rotini exits with when a crash loop ends on it: a shell's.
+	a.workerGone(w, exitcode.Of(w.startErr), fmt.Sprintf("worker %d of generation %d could not start: %v", w.index, w.gen.num, w.startErr))
+}
+
+// forget removes a worker that is gone from its generation and stops its
+// readiness checks.
+func (a *app) forget(w *worker) {
+	if w.gen.workers[w.index] == w {
+		delete(w.gen.workers, w.index)
 	}
 	if w.state != ready {
 		select {
@@ -831,39 +822,28 @@ func (a *app) workerExited(w *worker, e reaper.Exit) {
 			close(w.cancel)
 		}
 	}
-	if w.pid > 0 {
-		a.m.unregister(w.pid)
-	}
-	expected := g.state == draining || w.state == stopping
-	lvl := hclog.Warn
-	if expected {
-		lvl = hclog.Info
-	}
-	a.log.Log(lvl, "worker exited", "generation", g.num, "worker", w.index, "pid", w.pid, "status", e.String(), "code", e.Code(), "uptime", time.Since(w.started).Round(time.Millisecond))
+}
 
+// workerGone decides what a worker's end means for its generation: part of
+// a drain or a scale-down, a failed rotation (rolled back with failure as
+// the reason), or a crash of a serving worker, whose exit code is code.
+func (a *app) workerGone(w *worker, code int, failure string) {
+	g := w.gen
 	switch {
 	case g.state == draining:
 		a.maybeDrained(g)
 	case w.state == stopping:
 		// scaled down
 	case a.rot != nil && a.rot.next == g && g != a.serving:
-		a.rollback(w.failure(e))
+		a.rollback(failure)
 	case a.stopping:
 	default:
 		if a.rot != nil && a.rot.next == g {
 			// restart mode: nothing to roll back to; report and carry on.
-			a.finish(false, w.failure(e))
+			a.finish(false, failure)
 		}
-		a.crashed(g, w, e)
+		a.crashed(g, w, code)
 	}
-}
-
-// failure says how a worker of a generation being started failed.
-func (w *worker) failure(e reaper.Exit) string {
-	if w.startErr != nil {
-		return fmt.Sprintf("worker %d of generation %d could not start: %v", w.index, w.gen.num, w.startErr)
-	}
-	return fmt.Sprintf("worker %d (pid %d) of generation %d %s before it was ready", w.index, w.pid, w.gen.num, e.String())
 }
 
 // crashed replaces a dead worker of the serving generation with backoff, or
@@ -875,8 +855,8 @@ func (w *worker) failure(e reaper.Exit) string {
 // worker is one event, while a single worker dying again and again counts
 // each time. The restart backoff is per slot: a slot's delay doubles only
 // with that slot's own deaths.
-func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
-	now := time.Now()
+func (a *app) crashed(g *generation, w *worker, code int) {
+	now := a.m.clock.Now()
 	keep := g.crashes[:0]
 	for _, c := range g.crashes {
 		if now.Sub(c.at) < g.o.CrashWindow {
@@ -890,7 +870,6 @@ func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
 		g.crashes = append(g.crashes, crashEvent{at: now, slots: map[int]bool{w.index: true}})
 	}
 	if g.o.CrashLimit > 0 && len(g.crashes) >= g.o.CrashLimit {
-		code := e.Code()
 		a.log.Error("crash loop: stopping rotini", "generation", g.num, "crashes", len(g.crashes), "window", g.o.CrashWindow, "exit_code", code)
 		a.fatal = &code
 		a.m.crashLoop(a.name, code)
@@ -899,7 +878,7 @@ func (a *app) crashed(g *generation, w *worker, e reaper.Exit) {
 	// A worker that had run for a while before dying does not grow the
 	// backoff: that is the next crash of a healthy app, not a loop.
 	d, ok := g.backoff[w.index]
-	if !ok || time.Since(w.started) > g.o.CrashWindow {
+	if !ok || now.Sub(w.started) > g.o.CrashWindow {
 		d = g.o.RestartBackoff
 	}
 	g.backoff[w.index] = min(d*2, max(g.o.RestartBackoffMax, g.o.RestartBackoff))

@@ -26,8 +26,28 @@
 //     worker of the sender, and only on the worker's own app's socket:
 //     no process group, no other app, no other user can make a worker
 //     ready.
-//   - Processes are started only through the reaper, and nothing here waits
-//     for a process except by reading the reaper's exit channel.
+//   - Every process started here (workers, before_reload, exec probes) is
+//     started and signalled through Options.Reaper, a Processes (rotini's
+//     reaper), and nothing here waits for a process except by reading the
+//     exit channel Start returned. Helpers, which are found in /proc rather
+//     than started here, are signalled directly.
+//   - A worker that cannot be started is reported as what happened (the
+//     exec or lookup error, in the log, the reload's result and status),
+//     never as an exit status it did not have; a crash loop that ends on
+//     one exits as a shell would, 127 (not found) or 126.
+//
+// An app's goroutine acts on events (events.go), a closed set: only the
+// types there have the appEvent method, and app.handle has a case for each.
+// An event without a case is a programming error: handle panics naming its
+// type instead of dropping it, and TestEveryEventIsHandled reads the source
+// so that such a type fails the tests first.
+//
+// The state machine's timers (readiness and stop timeouts, min_uptime,
+// restart backoff, before_reload's timeout) and its crash counting read the
+// Manager's clock. Its tests replace the clock and Processes with fakes and
+// a sockets.Authority of their own, and drive every order of events,
+// including those that real processes make rare, without waiting for time
+// to pass (statemachine_test.go).
 //
 // LISTEN_PID must equal the pid of the process that reads it, which a Go
 // parent cannot set between fork and exec. rotini starts each worker through

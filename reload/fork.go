@@ -14,20 +14,6 @@ import (
 // slot that failed has started (at info). A generation being started by a reload is rolled
 // back instead: the serving one keeps serving.
 
-type (
-	evForkFailed struct {
-		g        *generation
-		index    int
-		restarts int
-		err      error
-	}
-	evForkRetry struct {
-		g        *generation
-		index    int
-		restarts int
-	}
-)
-
 func (a *app) forkFailed(e evForkFailed) {
 	g := e.g
 	if g.state == draining || a.stopping {

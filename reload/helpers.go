@@ -37,8 +37,6 @@ const (
 	helperRescan = time.Second
 )
 
-type evHelpers struct{ g *generation }
-
 // procIdentity tells a process from a later one that reuses its pid.
 type procIdentity struct {
 	start uint64 // procfs.Process.StartTime

@@ -26,6 +26,7 @@ import (
 // apps' goroutines and returns without waiting for processes.
 type Manager struct {
 	o       Options
+	clock   clock // the real one, except in the state machine's tests
 	apps    []*app
 	byName  map[string]*app
 	doneC   chan int
@@ -63,6 +64,7 @@ func New(o Options) (*Manager, error) {
 	reaper.CloseInheritedOnExec()
 	m := &Manager{
 		o:       o,
+		clock:   realClock{},
 		byName:  map[string]*app{},
 		doneC:   make(chan int, 1),
 		appDone: make(chan appDone, len(o.Apps)),

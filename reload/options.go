@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -103,10 +104,27 @@ type ProxyOptions struct {
 	PortMin, PortMax int
 }
 
+// Processes starts and signals processes. rotini's is its *reaper.Reaper,
+// the one owner of wait4; the state machine's tests use a fake that
+// records what it is asked and lets the test decide when and how each
+// process exits.
+type Processes interface {
+	// Start starts path with argv and attr; the channel receives the
+	// process's exit exactly once.
+	Start(path string, argv []string, attr *syscall.ProcAttr) (pid int, exit <-chan reaper.Exit, err error)
+	// Kill sends sig to pid, as kill(2): a negative pid names a process
+	// group.
+	Kill(pid int, sig syscall.Signal) error
+}
+
+var _ Processes = (*reaper.Reaper)(nil)
+
 // Options configure a Manager.
 type Options struct {
-	Log    hclog.Logger
-	Reaper *reaper.Reaper
+	Log hclog.Logger
+	// Reaper starts and signals every process of the apps: workers,
+	// before_reload and exec probes.
+	Reaper Processes
 	// Sockets binds the apps' listeners and steers their connections
 	// between generations.
 	Sockets sockets.Authority

@@ -113,7 +113,7 @@ func (a *app) runBeforeReload(o AppOptions, dir string, cancel <-chan struct{}) 
 		timeout = time.Minute
 	}
 	env := setEnv(a.m.o.Env, "ROTINI_APP", o.Name)
-	e, err := runOnce(a.m.o.Reaper, o.BeforeReload, dir, env, timeout, cancel)
+	e, err := a.runOnce(o.BeforeReload, dir, env, timeout, cancel)
 	if err != nil {
 		return fmt.Errorf("before_reload: %w", err)
 	}
@@ -271,8 +271,6 @@ func (a *app) scale(n int) {
 		a.checkGeneration(g)
 	}
 }
-
-type evKillWorker struct{ w *worker }
 
 // MaxWorkers bounds an app's worker count however it is set (config, TTIN,
 // `rotini scale`): each worker is a process, and the container's process

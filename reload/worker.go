@@ -39,8 +39,8 @@ type worker struct {
 	aged     bool // alive for MinUptime
 	cancel   chan struct{}
 	restarts int // how many workers this slot had before this one
-	// startErr is why the worker never ran (pid 0): its exit status is a
-	// shell's 126/127, which alone hides the cause.
+	// startErr is why the worker never ran (pid 0); it has no exit
+	// status (evStartFailed, not evExit).
 	startErr error
 }
 
@@ -50,7 +50,8 @@ func (w *worker) String() string {
 
 // spawnSpec is everything needed to start one worker process.
 type spawnSpec struct {
-	path  string
+	cmd   string // the command, resolved
+	path  string // what is exec'd: cmd, or the shim that execs it
 	argv  []string
 	attr  *syscall.ProcAttr
 	pipes *workerPipes // with LogPrefix
@@ -129,7 +130,7 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		// The app's socket is 0600: its workers' user must own it.
 		notify.own(uid, gid)
 	}
-	s := &spawnSpec{path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
+	s := &spawnSpec{cmd: path, path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
 	if g.o.LogPrefix {
 		p, err := newWorkerPipes()
 		if err != nil {
@@ -273,31 +274,36 @@ func mergeEnv(base, extra []string) []string {
 	return env
 }
 
-// runOnce starts a helper command (before_reload, exec probe) through the
-// reaper and waits for it up to timeout, killing its group when it is late.
-func runOnce(r *reaper.Reaper, argv []string, dir string, env []string, timeout time.Duration, cancel <-chan struct{}) (reaper.Exit, error) {
+// runOnce starts a helper command (before_reload, exec probe) and waits
+// for it up to timeout, killing its group when it is late. It runs off the
+// app's goroutine.
+func (a *app) runOnce(argv []string, dir string, env []string, timeout time.Duration, cancel <-chan struct{}) (reaper.Exit, error) {
 	path, err := lookPath(argv[0], dir, env)
 	if err != nil {
 		return reaper.Exit{}, err
 	}
-	pid, exit, err := r.Start(path, argv, &syscall.ProcAttr{
+	// Armed before the start, so the timeout counts from the same
+	// instant whatever the clock.
+	late := make(chan struct{})
+	t := a.m.clock.AfterFunc(timeout, func() { close(late) })
+	defer t.Stop()
+	procs := a.m.o.Reaper
+	pid, exit, err := procs.Start(path, argv, &syscall.ProcAttr{
 		Dir: dir, Env: env, Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {
 		return reaper.Exit{}, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case e := <-exit:
 		return e, nil
-	case <-t.C:
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	case <-late:
+		_ = procs.Kill(-pid, syscall.SIGKILL)
 		<-exit
 		return reaper.Exit{}, fmt.Errorf("%s timed out after %s", argv[0], timeout)
 	case <-cancel:
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = procs.Kill(-pid, syscall.SIGKILL)
 		<-exit
 		return reaper.Exit{}, fmt.Errorf("%s canceled", argv[0])
 	}
@@ -317,6 +323,6 @@ func (w *worker) stop(sig syscall.Signal) {
 // pid 0, and kill(-0) would signal rotini's own group.
 func (w *worker) kill(sig syscall.Signal) {
 	if w.pid > 0 {
-		_ = syscall.Kill(-w.pid, sig)
+		_ = w.gen.app.m.o.Reaper.Kill(-w.pid, sig)
 	}
 }
