@@ -21,7 +21,6 @@ import (
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
-	"github.com/rotini-dev/rotini/reload"
 	"github.com/rotini-dev/rotini/sockets"
 )
 
@@ -182,31 +181,25 @@ func (c *CLI) reload(args []string) int {
 	defer cancel()
 	ended := map[string]bool{}     // app -> its done or failed step was shown
 	readyShown := map[string]int{} // app -> generation whose "ready N/N" was shown
-	results, err := cl.ReloadWait(ctx, apps, *timeout, func(e reload.Event) {
+	results, err := cl.ReloadWait(ctx, apps, *timeout, func(e control.Event) {
 		switch e.Kind {
-		case "ready":
+		case control.KindReady:
 			if readyShown[e.App] == e.Generation {
 				return // said already by the last worker-ready
 			}
-		case "worker-ready":
+		case control.KindWorkerReady:
 			if e.Ready == e.Total {
 				readyShown[e.App] = e.Generation
 			}
-		case "done", "failed":
+		case control.KindDone, control.KindFailed:
 			ended[e.App] = true
 		}
 		fmt.Fprintf(c.Stdout, "%s: %s\n", e.App, e.Message)
 	})
 	failed := 0
 	for _, r := range results {
-		if !ended[r.App] { // its last step was dropped, or never sent
-			if r.OK {
-				fmt.Fprintf(c.Stdout, "%s: done: generation %d serving, in %s\n", r.App, r.Generation, r.Duration().Round(time.Millisecond))
-			} else if r.Generation > 0 {
-				fmt.Fprintf(c.Stdout, "%s: failed: %s; generation %d still serving\n", r.App, r.Reason, r.Generation)
-			} else { // no such app
-				fmt.Fprintf(c.Stdout, "%s: failed: %s\n", r.App, r.Reason)
-			}
+		if !ended[r.App] { // its last step was dropped, or never sent: the result says it
+			fmt.Fprintf(c.Stdout, "%s: %s\n", r.App, r.Message)
 		}
 		if !r.OK {
 			failed++
@@ -334,9 +327,9 @@ func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
 		case r == nil:
 			line += "; no reload yet"
 		case r.OK:
-			line += fmt.Sprintf("; last reload ok in %s", r.Duration().Round(time.Millisecond))
+			line += fmt.Sprintf("; last reload ok in %s", r.Duration.Round(time.Millisecond))
 		default:
-			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration().Round(time.Millisecond), r.Reason)
+			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration.Round(time.Millisecond), r.Reason)
 		}
 		fmt.Fprintln(w, line)
 		if e := a.LastStartError; e != nil {
