@@ -42,7 +42,7 @@ func newHarness(t testing.TB, o AppOptions) *harness {
 	return newHarnessWith(t, o, nil)
 }
 
-// newHarnessWith is newHarness with a Reconfigure, as main sets one: each
+// newHarnessWith is newHarness with a Reconfigure, as package cli sets one: each
 // reload re-reads the "config".
 func newHarnessWith(t testing.TB, o AppOptions, reconfigure func() ([]AppOptions, []string, error)) *harness {
 	t.Helper()

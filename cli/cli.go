@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -23,9 +23,6 @@ import (
 	"github.com/rotini-dev/rotini/signame"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=…".
-var version = "dev"
-
 // Exit codes of rotini itself. Otherwise rotini exits with its child's code,
 // or 128+N when signal N killed it (reaper.SignalBase). The usage and config
 // codes follow sysexits.h; 126 and 127 are what a shell returns.
@@ -39,14 +36,23 @@ const (
 	ExitNotFound      = 127 // the command was not found
 )
 
-// CLI is rotini's command line; tests call Run directly.
+// CLI is rotini's command line: Run runs one verb to its end and returns
+// the process's exit code.
 type CLI struct {
 	Stdout, Stderr io.Writer
-	Signals, Chld  chan os.Signal
+	// Signals and Chld are every signal rotini receives (pid1.Notify):
+	// run and hold act on them as init; a client verb is interrupted by
+	// INT, TERM, HUP or QUIT. nil: none arrive.
+	Signals, Chld chan os.Signal
+	Version       string // what `rotini version` and status report
+
+	now func() time.Time // the status view's clock; time.Now when nil
 }
 
-func newCLI(sigs, chld chan os.Signal) *CLI {
-	return &CLI{Stdout: os.Stdout, Stderr: os.Stderr, Signals: sigs, Chld: chld}
+// New is the CLI of the process: os.Stdout, os.Stderr, and the signals of
+// pid1.Notify.
+func New(version string, sigs, chld chan os.Signal) *CLI {
+	return &CLI{Stdout: os.Stdout, Stderr: os.Stderr, Signals: sigs, Chld: chld, Version: version}
 }
 
 const usage = `usage:
@@ -89,7 +95,7 @@ func (c *CLI) Run(args []string) int {
 	}
 	switch verb {
 	case "version":
-		fmt.Fprintf(c.Stdout, "rotini %s\n", version)
+		fmt.Fprintf(c.Stdout, "rotini %s\n", c.Version)
 		return ExitOK
 	case "check":
 		return c.check(args)
