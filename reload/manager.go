@@ -509,6 +509,7 @@ func (a *app) status() control.AppStatus {
 	return s
 }
 
+// watchStatus is the watcher's state in the wire form.
 func watchStatus(st watch.State) *control.WatchStatus {
 	ws := &control.WatchStatus{Mode: st.Mode, Reason: st.Reason, Watches: st.Watches, Changes: st.Changes}
 	if c := st.LastChange; c != nil {
