@@ -6,9 +6,13 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/rotini-dev/rotini/cli"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/sigstate"
 )
+
+// version is stamped at build time: -ldflags "-X main.version=…".
+var version = "dev"
 
 // init keeps main on the process's main thread until main knows it is not
 // a shim. A shim execs the worker, and Linux keeps PR_SET_PDEATHSIG per
@@ -21,5 +25,5 @@ func main() {
 	sigstate.ExecShimIfAsked() // likewise, for a child that only needs its signals restored
 	runtime.UnlockOSThread()
 	sigs, chld := pid1.Notify()
-	os.Exit(newCLI(sigs, chld).Run(os.Args[1:]))
+	os.Exit(cli.New(version, sigs, chld).Run(os.Args[1:]))
 }

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/rotini-dev/rotini/reload"
 )
 
 // Client talks to a control socket. The zero value uses DefaultSocket.
@@ -187,7 +185,7 @@ func (c *Client) Reload(ctx context.Context, apps []string) error {
 // step as it comes. The reload succeeded when every Result is OK and the
 // error is nil; an error with results means the wait ended early (timeout,
 // or the connection broke), not that the reload stopped.
-func (c *Client) ReloadWait(ctx context.Context, apps []string, timeout time.Duration, progress func(reload.Event)) ([]Result, error) {
+func (c *Client) ReloadWait(ctx context.Context, apps []string, timeout time.Duration, progress func(Event)) ([]Result, error) {
 	q := url.Values{"app": apps, "wait": {"1"}}
 	if timeout > 0 {
 		q.Set("timeout", timeout.String())

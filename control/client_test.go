@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/rotini-dev/rotini/reload"
 )
 
 func TestControlClientUnreachable(t *testing.T) {
@@ -35,15 +33,15 @@ func TestControlClient(t *testing.T) {
 	ctx := context.Background()
 
 	st, err := c.Status(ctx)
-	if err != nil || st.Apps[0].Serving != 6 || st.Apps[0].LastReload.Duration() != 1300*time.Millisecond {
+	if err != nil || st.Apps[0].Serving != 6 || st.Apps[0].LastReload.Duration != 1300*time.Millisecond {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
 	var msgs []string
-	res, err := c.ReloadWait(ctx, []string{"web"}, time.Minute, func(e reload.Event) { msgs = append(msgs, e.App+": "+e.Message) })
+	res, err := c.ReloadWait(ctx, []string{"web"}, time.Minute, func(e Event) { msgs = append(msgs, e.App+": "+e.Message) })
 	if err != nil {
 		t.Fatalf("reload --wait: %v", err)
 	}
-	if diff := cmp.Diff([]Result{{App: "web", OK: true, Generation: 7, Seconds: 1.3}}, res); diff != "" {
+	if diff := cmp.Diff([]Result{{App: "web", OK: true, Generation: 7, Duration: 1300 * time.Millisecond}}, res); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
 	if len(msgs) != 7 || msgs[1] != "web: starting generation 7 (2 workers)" {

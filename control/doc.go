@@ -1,6 +1,9 @@
 // Package control is rotini's control socket: an HTTP+JSON API on a unix
-// socket, and the client the CLI verbs (reload, status, scale, health, stop)
-// use to talk to it.
+// socket, the client the CLI verbs (reload, status, scale, health, stop)
+// use to talk to it, and the API's types (api.go), which both sides share:
+// the supervisor (package reload) reports its apps, reload events and
+// results in them, through the Backend interface this package defines.
+// It imports neither the supervisor nor the watcher.
 //
 // Invariant: no client can hurt the init. Every request is bounded — header
 // size and read time, body size (no endpoint takes a body), write time per

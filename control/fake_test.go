@@ -5,14 +5,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // fakeBackend is a Backend with no processes: reloads finish at once,
 // moving each app to its next generation, unless reloadFn says otherwise.
 type fakeBackend struct {
 	mu       sync.Mutex
-	apps     []reload.AppStatus
+	apps     []AppStatus
 	healthy  bool
 	reason   string
 	reloads  [][]string
@@ -20,7 +20,7 @@ type fakeBackend struct {
 	stops    []bool
 	stopped  chan struct{}
 	fail     map[string]string // app -> reason its reload fails with
-	reloadFn func(names []string, reply chan<- reload.Result, progress chan<- reload.Event)
+	reloadFn func(names []string, reply chan<- Result, progress chan<- Event)
 	panics   bool // Status panics
 }
 
@@ -29,32 +29,32 @@ func newFake() *fakeBackend {
 	return &fakeBackend{
 		healthy: true,
 		stopped: make(chan struct{}, 8),
-		apps: []reload.AppStatus{{
-			Name: "web", Serving: 6, Workers: 2, Mode: reload.Rotate, Ready: true,
-			Generations: []reload.GenerationStatus{{
+		apps: []AppStatus{{
+			Name: "web", Serving: 6, Workers: 2, Mode: "rotate", Ready: true,
+			Generations: []GenerationStatus{{
 				Number: 6, State: "serving", Ready: true, Started: started,
-				Workers: []reload.WorkerStatus{
+				Workers: []WorkerStatus{
 					{Pid: 101, Index: 0, State: "ready", Started: started, RSS: 40 << 20},
 					{Pid: 102, Index: 1, State: "ready", Started: started, Restarts: 2, RSS: 41 << 20},
 				},
 			}},
-			LastReload: &reload.Result{App: "web", OK: true, Generation: 6, Duration: 1300 * time.Millisecond},
+			LastReload: &Result{App: "web", OK: true, Generation: 6, Duration: 1300 * time.Millisecond},
 		}, {
-			Name: "jobs", Serving: 1, Workers: 1, Mode: reload.Signal, Ready: true,
+			Name: "jobs", Serving: 1, Workers: 1, Mode: "signal", Ready: true,
 		}},
 	}
 }
 
-func (f *fakeBackend) Status(time.Duration) []reload.AppStatus {
+func (f *fakeBackend) Status(time.Duration) []AppStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.panics {
 		panic("status exploded")
 	}
-	return append([]reload.AppStatus(nil), f.apps...)
+	return append([]AppStatus(nil), f.apps...)
 }
 
-func (f *fakeBackend) ReloadApps(names []string, reply chan<- reload.Result, progress chan<- reload.Event) {
+func (f *fakeBackend) ReloadApps(names []string, reply chan<- Result, progress chan<- Event) {
 	f.mu.Lock()
 	f.reloads = append(f.reloads, names)
 	fn := f.reloadFn
@@ -70,7 +70,7 @@ func (f *fakeBackend) ReloadApps(names []string, reply chan<- reload.Result, pro
 	}
 	for _, n := range names {
 		f.mu.Lock()
-		var app *reload.AppStatus
+		var app *AppStatus
 		for i := range f.apps {
 			if f.apps[i].Name == n {
 				app = &f.apps[i]
@@ -79,7 +79,7 @@ func (f *fakeBackend) ReloadApps(names []string, reply chan<- reload.Result, pro
 		if app == nil {
 			f.mu.Unlock()
 			if reply != nil {
-				reply <- reload.Result{App: n, Reason: fmt.Sprintf("no app named %q", n)}
+				reply <- Result{App: n, Reason: fmt.Sprintf("no app named %q", n)}
 			}
 			continue
 		}
@@ -89,29 +89,29 @@ func (f *fakeBackend) ReloadApps(names []string, reply chan<- reload.Result, pro
 			app.Serving = next
 		}
 		f.mu.Unlock()
-		emit := func(e reload.Event) {
+		emit := func(e Event) {
 			e.App = n
 			select {
 			case progress <- e:
 			default:
 			}
 		}
-		emit(reload.Event{Kind: "starting", Generation: old, Message: fmt.Sprintf("reload (rotate) of %s, serving generation %d", n, old)})
-		emit(reload.Event{Kind: "generation", Generation: next, Total: 2, Message: fmt.Sprintf("starting generation %d (2 workers)", next)})
+		emit(Event{Kind: KindStarting, Generation: old, Message: fmt.Sprintf("reload (rotate) of %s, serving generation %d", n, old)})
+		emit(Event{Kind: KindGeneration, Generation: next, Total: 2, Message: fmt.Sprintf("starting generation %d (2 workers)", next)})
 		if fails {
-			emit(reload.Event{Kind: "failed", Generation: old, Message: fmt.Sprintf("failed: %s; generation %d still serving", reason, old)})
+			emit(Event{Kind: KindFailed, Generation: old, Message: fmt.Sprintf("failed: %s; generation %d still serving", reason, old)})
 			if reply != nil {
-				reply <- reload.Result{App: n, Generation: old, Reason: reason, Duration: 200 * time.Millisecond}
+				reply <- Result{App: n, Generation: old, Reason: reason, Duration: 200 * time.Millisecond}
 			}
 			continue
 		}
-		emit(reload.Event{Kind: "worker-ready", Generation: next, Ready: 1, Total: 2, Message: "ready 1/2 in 1s"})
-		emit(reload.Event{Kind: "worker-ready", Generation: next, Ready: 2, Total: 2, Message: "ready 2/2 in 1.2s"})
-		emit(reload.Event{Kind: "ready", Generation: next, Total: 2, Message: fmt.Sprintf("generation %d ready (2/2) in 1.2s", next)})
-		emit(reload.Event{Kind: "draining", Generation: old, Message: fmt.Sprintf("draining generation %d", old)})
-		emit(reload.Event{Kind: "done", Generation: next, Message: fmt.Sprintf("done: generation %d serving, in 1.3s", next)})
+		emit(Event{Kind: KindWorkerReady, Generation: next, Ready: 1, Total: 2, Message: "ready 1/2 in 1s"})
+		emit(Event{Kind: KindWorkerReady, Generation: next, Ready: 2, Total: 2, Message: "ready 2/2 in 1.2s"})
+		emit(Event{Kind: KindReady, Generation: next, Total: 2, Message: fmt.Sprintf("generation %d ready (2/2) in 1.2s", next)})
+		emit(Event{Kind: KindDraining, Generation: old, Message: fmt.Sprintf("draining generation %d", old)})
+		emit(Event{Kind: KindDone, Generation: next, Message: fmt.Sprintf("done: generation %d serving, in 1.3s", next)})
 		if reply != nil {
-			reply <- reload.Result{App: n, OK: true, Generation: next, Duration: 1300 * time.Millisecond}
+			reply <- Result{App: n, OK: true, Generation: next, Duration: 1300 * time.Millisecond}
 		}
 	}
 }
@@ -132,8 +132,8 @@ func (f *fakeBackend) Health() (bool, string) {
 	return f.healthy, f.reason
 }
 
-func (f *fakeBackend) Listeners() []reload.ListenerStatus {
-	return []reload.ListenerStatus{{Name: "http", Address: "127.0.0.1:8000"}}
+func (f *fakeBackend) Listeners() []sockets.ListenerStatus {
+	return []sockets.ListenerStatus{{Name: "http", Address: "127.0.0.1:8000"}}
 }
 
 func (f *fakeBackend) Stop(fast bool) {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/procfs"
-	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // handler serves the API. Every answer is JSON, errors included.
@@ -132,22 +132,15 @@ func (h *handler) deadline(w http.ResponseWriter) {
 func (h *handler) status(w http.ResponseWriter, r *http.Request, _ url.Values) {
 	st := Status{
 		Version: h.version, Pid: h.pid, Started: h.started,
-		Listeners: h.b.Listeners(), Apps: []App{}, Self: self(),
+		Listeners: h.b.Listeners(), Apps: []AppStatus{}, Self: self(),
 	}
 	if st.Listeners == nil {
-		st.Listeners = []reload.ListenerStatus{}
+		st.Listeners = []sockets.ListenerStatus{}
 	}
 	if hb, ok := h.b.(interface{ Holder() *hold.HolderStatus }); ok {
 		st.Holder = hb.Holder() // as of the Listeners call above
 	}
-	for _, a := range h.b.Status(h.lim.status) {
-		app := App{AppStatus: a}
-		if a.LastReload != nil {
-			res := resultOf(*a.LastReload)
-			app.LastReload = &res
-		}
-		st.Apps = append(st.Apps, app)
-	}
+	st.Apps = append(st.Apps, h.b.Status(h.lim.status)...)
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -200,131 +193,195 @@ func (h *handler) scale(w http.ResponseWriter, r *http.Request, q url.Values) {
 	}{app, n})
 }
 
+// reload is POST /v1/reload. Once parseReload has checked the request, it
+// takes two steps: startReload hands it to the backend; then, if the
+// client waits, streamReload writes the reload's events and each app's
+// result as NDJSON until the last result, the timeout or the client's
+// leaving, whichever comes first.
 func (h *handler) reload(w http.ResponseWriter, r *http.Request, q url.Values) {
-	var names []string
+	req, err := h.parseReload(q)
+	if err != nil {
+		h.error(w, err.code, "%s", err.msg)
+		return
+	}
+	if !req.wait {
+		h.startReload(req)
+		writeJSON(w, http.StatusAccepted, accepted{Accepted: true})
+		return
+	}
+	h.streams.Add(1) // from before the backend sees the request
+	defer h.streams.Add(-1)
+	h.streamReload(w, r, h.startReload(req))
+}
+
+// reloadParams are the checked parameters of a POST /v1/reload.
+type reloadParams struct {
+	names   []string // as asked, without repeats; empty: every app
+	apps    []string // the apps that will reload
+	known   []string // every app
+	wait    bool
+	timeout time.Duration
+}
+
+// httpError is a request the handler refuses.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func badRequest(format string, a ...any) *httpError {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+}
+
+// parseReload checks the query of POST /v1/reload against the apps the
+// backend runs.
+func (h *handler) parseReload(q url.Values) (reloadParams, *httpError) {
+	req := reloadParams{timeout: h.lim.defaultWait}
 	for _, n := range q["app"] {
 		if n == "" {
-			h.error(w, http.StatusBadRequest, "app: empty name; leave app out to reload every app")
-			return
+			return req, badRequest("app: empty name; leave app out to reload every app")
 		}
-		if !slices.Contains(names, n) {
-			names = append(names, n)
+		if !slices.Contains(req.names, n) {
+			req.names = append(req.names, n)
 		}
 	}
-	wait, err := boolParam(q, "wait")
-	if err != nil {
-		h.error(w, http.StatusBadRequest, "%v", err)
-		return
+	var err error
+	if req.wait, err = boolParam(q, "wait"); err != nil {
+		return req, badRequest("%v", err)
 	}
-	timeout := h.lim.defaultWait
 	if s, err := single(q, "timeout"); err != nil {
-		h.error(w, http.StatusBadRequest, "%v", err)
-		return
+		return req, badRequest("%v", err)
 	} else if s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 || d > h.lim.maxWait {
-			h.error(w, http.StatusBadRequest, "timeout: want a duration such as 60s or 5m, above 0 and at most %s, not %q", h.lim.maxWait, s)
-			return
+			return req, badRequest("timeout: want a duration such as 60s or 5m, above 0 and at most %s, not %q", h.lim.maxWait, s)
 		}
-		timeout = d
+		req.timeout = d
 	}
 	var known []string
 	for _, a := range h.b.Status(h.lim.status) {
 		known = append(known, a.Name)
 	}
 	if len(known) == 0 {
-		h.error(w, http.StatusServiceUnavailable, "no app is running (rotini is stopping?)")
-		return
+		return req, &httpError{http.StatusServiceUnavailable, "no app is running (rotini is stopping?)"}
 	}
-	for _, n := range names {
+	for _, n := range req.names {
 		if !slices.Contains(known, n) {
-			h.error(w, http.StatusBadRequest, "app: no app named %q (apps: %s)", n, strings.Join(known, ", "))
-			return
+			return req, badRequest("app: no app named %q (apps: %s)", n, strings.Join(known, ", "))
 		}
 	}
-	h.log.Info("reload requested on the control socket", "apps", strings.Join(names, ","), "wait", wait)
-	if !wait {
-		h.b.ReloadApps(names, nil, nil)
-		writeJSON(w, http.StatusAccepted, accepted{Accepted: true})
-		return
+	req.known, req.apps = known, req.names
+	if len(req.apps) == 0 {
+		req.apps = known
 	}
-	pending := names
-	if len(pending) == 0 {
-		pending = known
+	return req, nil
+}
+
+// reloadRun is a reload a client waits for.
+type reloadRun struct {
+	pending  []string // apps whose result has not come yet
+	timeout  time.Duration
+	reply    <-chan Result
+	progress <-chan Event
+}
+
+// startReload asks the backend for the reload; for a client that waits,
+// it returns where the reload's events and results will come.
+func (h *handler) startReload(req reloadParams) *reloadRun {
+	h.log.Info("reload requested on the control socket", "apps", strings.Join(req.names, ","), "wait", req.wait)
+	if !req.wait {
+		h.b.ReloadApps(req.names, nil, nil)
+		return nil
 	}
-	h.streams.Add(1)
-	defer h.streams.Add(-1)
 	// Room for every result, so that no app ever blocks on a client that
 	// has left; events are sent without blocking and may be dropped.
-	reply := make(chan reload.Result, len(pending)+len(known))
-	progress := make(chan reload.Event, 256)
-	h.b.ReloadApps(names, reply, progress)
+	reply := make(chan Result, len(req.apps)+len(req.known))
+	progress := make(chan Event, 256)
+	h.b.ReloadApps(req.names, reply, progress)
+	return &reloadRun{pending: req.apps, timeout: req.timeout, reply: reply, progress: progress}
+}
 
+// streamReload writes run's events and results as they come, and a last
+// Done line once every app has its result (or an Error and Done when the
+// wait times out). The events that precede a result are written before it:
+// an app sends its last event, then its result.
+func (h *handler) streamReload(w http.ResponseWriter, r *http.Request, run *reloadRun) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	if rc.Flush() != nil { // the client sees the 200 before the first step
+	out := &lineWriter{h: h, w: w, rc: http.NewResponseController(w)}
+	if out.rc.Flush() != nil { // the client sees the 200 before the first step
 		return
 	}
-	send := func(l Line) bool {
-		b, err := json.Marshal(l)
-		if err != nil {
-			return false
-		}
-		h.deadline(w)
-		if _, err := w.Write(append(b, '\n')); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	drain := func() bool {
-		for {
-			select {
-			case e := <-progress:
-				if !send(Line{Event: &e}) {
-					return false
-				}
-			default:
-				return true
-			}
-		}
-	}
-	timer := time.NewTimer(timeout)
+	timer := time.NewTimer(run.timeout)
 	defer timer.Stop()
 	ok := true
-	for len(pending) > 0 {
+	for len(run.pending) > 0 {
 		select {
-		case e := <-progress:
-			if !send(Line{Event: &e}) {
+		case e := <-run.progress:
+			if !out.send(Line{Event: &e}) {
 				return
 			}
-		case res := <-reply:
-			// finish() emits the last event before the result: send it first.
-			if !drain() {
-				return
-			}
-			wr := resultOf(res)
-			if !send(Line{Result: &wr}) {
+		case res := <-run.reply:
+			if !out.events(run.progress) || !out.send(Line{Result: &res}) {
 				return
 			}
 			ok = ok && res.OK
-			if i := slices.Index(pending, res.App); i >= 0 {
-				pending = slices.Delete(slices.Clone(pending), i, i+1)
-			} else {
-				pending = pending[1:]
-			}
+			run.got(res.App)
 		case <-timer.C:
-			send(Line{Error: fmt.Sprintf("gave up waiting after %s: %s still reloading; the reload goes on in rotini", timeout, strings.Join(pending, ", "))})
-			send(Line{Done: &Done{OK: false}})
+			out.send(Line{Error: fmt.Sprintf("gave up waiting after %s: %s still reloading; the reload goes on in rotini", run.timeout, strings.Join(run.pending, ", "))})
+			out.send(Line{Done: &Done{OK: false}})
 			return
 		case <-r.Context().Done():
-			h.log.Debug("reload waiter left before the end", "apps", strings.Join(pending, ","))
+			h.log.Debug("reload waiter left before the end", "apps", strings.Join(run.pending, ","))
 			return
 		}
 	}
-	if drain() {
-		send(Line{Done: &Done{OK: ok}})
+	if out.events(run.progress) {
+		out.send(Line{Done: &Done{OK: ok}})
+	}
+}
+
+// got notes app's result.
+func (run *reloadRun) got(app string) {
+	if i := slices.Index(run.pending, app); i >= 0 {
+		run.pending = slices.Delete(slices.Clone(run.pending), i, i+1)
+	} else {
+		run.pending = run.pending[1:]
+	}
+}
+
+// lineWriter writes the lines of a stream, each flushed and bounded in
+// time. Once a write fails, the client is gone: every send reports false.
+type lineWriter struct {
+	h  *handler
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (o *lineWriter) send(l Line) bool {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return false
+	}
+	o.h.deadline(o.w)
+	if _, err := o.w.Write(append(b, '\n')); err != nil {
+		return false
+	}
+	return o.rc.Flush() == nil
+}
+
+// events writes the events waiting in progress.
+func (o *lineWriter) events(progress <-chan Event) bool {
+	for {
+		select {
+		case e := <-progress:
+			if !o.send(Line{Event: &e}) {
+				return false
+			}
+		default:
+			return true
+		}
 	}
 }
 

@@ -18,24 +18,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/procfs"
-	"github.com/rotini-dev/rotini/reload"
 	"github.com/rotini-dev/rotini/sockets"
 )
 
 // DefaultSocket is where the control socket listens unless told otherwise.
 const DefaultSocket = "/run/rotini/rotini.sock"
 
-// Backend is what the control socket drives; *reload.Manager is one. Its
-// methods must not block on processes (Status is bounded by its timeout).
+// Backend is what the control socket drives; rotini's supervisor
+// (reload.Manager) is one. Its methods must not block on processes (Status
+// is bounded by its timeout). A Backend that also has a method
+// Holder() *hold.HolderStatus reports the holder it takes its sockets from.
 type Backend interface {
-	Status(timeout time.Duration) []reload.AppStatus
+	Status(timeout time.Duration) []AppStatus
 	// ReloadApps reloads the named apps (every app when names is empty)
 	// and sends exactly one Result per app on reply, if not nil; events
 	// go to progress without blocking.
-	ReloadApps(names []string, reply chan<- reload.Result, progress chan<- reload.Event)
+	ReloadApps(names []string, reply chan<- Result, progress chan<- Event)
 	ScaleApp(name string, workers int) error
 	Health() (ok bool, reason string)
-	Listeners() []reload.ListenerStatus
+	Listeners() []sockets.ListenerStatus
 	Stop(fast bool)
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rotini-dev/rotini/reload"
+	"github.com/rotini-dev/rotini/sockets"
 )
 
 // Protocol tests: a real socket in t.TempDir(), a fake backend, no
@@ -123,14 +123,14 @@ func TestControlStatus(t *testing.T) {
 		if st.Version != "1.2.3" || st.Pid != os.Getpid() || st.Started.IsZero() {
 			t.Errorf("GET %s: version %q pid %d started %v", target, st.Version, st.Pid, st.Started)
 		}
-		want := &Result{App: "web", OK: true, Generation: 6, Seconds: 1.3}
+		want := &Result{App: "web", OK: true, Generation: 6, Duration: 1300 * time.Millisecond}
 		if diff := cmp.Diff(want, st.Apps[0].LastReload); diff != "" {
 			t.Errorf("last reload (-want +got):\n%s", diff)
 		}
 		if len(st.Apps) != 2 || st.Apps[0].Serving != 6 || len(st.Apps[0].Generations[0].Workers) != 2 {
 			t.Errorf("apps: %+v", st.Apps)
 		}
-		if diff := cmp.Diff([]reload.ListenerStatus{{Name: "http", Address: "127.0.0.1:8000"}}, st.Listeners); diff != "" {
+		if diff := cmp.Diff([]sockets.ListenerStatus{{Name: "http", Address: "127.0.0.1:8000"}}, st.Listeners); diff != "" {
 			t.Errorf("listeners (-want +got):\n%s", diff)
 		}
 		// The wire names are the API: check a few literally.
@@ -223,7 +223,7 @@ func kinds(lines []Line) []string {
 	for _, l := range lines {
 		switch {
 		case l.Event != nil:
-			out = append(out, l.Event.App+":"+l.Event.Kind)
+			out = append(out, l.Event.App+":"+string(l.Event.Kind))
 		case l.Result != nil:
 			s := "ok"
 			if !l.Result.OK {
@@ -308,8 +308,8 @@ func TestControlReloadWait(t *testing.T) {
 // late result does not block the backend.
 func TestControlReloadWaitTimeout(t *testing.T) {
 	f := newFake()
-	late := make(chan chan<- reload.Result, 1)
-	f.reloadFn = func(names []string, reply chan<- reload.Result, progress chan<- reload.Event) { late <- reply }
+	late := make(chan chan<- Result, 1)
+	f.reloadFn = func(names []string, reply chan<- Result, progress chan<- Event) { late <- reply }
 	s := startServer(t, f, testLimits())
 	start := time.Now()
 	code, body := s.call(t, "POST", "/v1/reload?app=web&wait=1&timeout=200ms", nil)
@@ -327,7 +327,7 @@ func TestControlReloadWaitTimeout(t *testing.T) {
 		t.Errorf("the wait took %s", d)
 	}
 	select {
-	case (<-late) <- reload.Result{App: "web", OK: true}:
+	case (<-late) <- Result{App: "web", OK: true}:
 	default:
 		t.Error("the backend would block sending a result nobody waits for")
 	}
@@ -336,8 +336,8 @@ func TestControlReloadWaitTimeout(t *testing.T) {
 // A client that leaves ends its stream at once; the backend never blocks.
 func TestControlReloadWaitClientLeaves(t *testing.T) {
 	f := newFake()
-	late := make(chan chan<- reload.Result, 1)
-	f.reloadFn = func(names []string, reply chan<- reload.Result, progress chan<- reload.Event) { late <- reply }
+	late := make(chan chan<- Result, 1)
+	f.reloadFn = func(names []string, reply chan<- Result, progress chan<- Event) { late <- reply }
 	s := startServer(t, f, testLimits())
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://rotini/v1/reload?wait=1", nil)
@@ -360,7 +360,7 @@ func TestControlReloadWaitClientLeaves(t *testing.T) {
 	}
 	for _, app := range []string{"web", "jobs"} {
 		select {
-		case reply <- reload.Result{App: app, OK: true}:
+		case reply <- Result{App: app, OK: true}:
 		default:
 			t.Errorf("the backend would block sending %s's result", app)
 		}

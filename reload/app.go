@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/exitcode"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/proxy"
@@ -94,33 +95,13 @@ type crashEvent struct {
 // event (an OOM kill, an operator's kill of every worker), not several.
 const burstWindow = time.Second
 
-// Result is the outcome of one reload of one app.
-type Result struct {
-	App        string
-	OK         bool
-	Generation int // the generation serving afterwards
-	Reason     string
-	Duration   time.Duration
-}
-
-// Event is one step of a reload, streamed to `rotini reload --wait`.
-type Event struct {
-	Time       time.Time `json:"time"`
-	App        string    `json:"app"`
-	Kind       string    `json:"kind"` // starting, generation, worker-ready, ready, draining, done, failed
-	Generation int       `json:"generation,omitempty"`
-	Ready      int       `json:"ready,omitempty"`
-	Total      int       `json:"total,omitempty"`
-	Message    string    `json:"message"`
-}
-
 // rotation is a reload in progress.
 type rotation struct {
 	next     *generation
 	old      *generation
 	started  time.Time
-	waiters  []chan<- Result
-	progress []chan<- Event
+	waiters  []chan<- control.Result
+	progress []chan<- control.Event
 	cancel   chan struct{} // stops before_reload
 }
 
@@ -140,14 +121,14 @@ type app struct {
 	serving  *generation
 	rot      *rotation
 	draining []*generation
-	pending  []chan<- Result // reload requests not yet started
-	pendProg []chan<- Event
+	pending  []chan<- control.Result // reload requests not yet started
+	pendProg []chan<- control.Event
 	pendOpts *AppOptions
 	wantMore bool
 	stopping bool
 	fast     bool
 	fatal    *int // crash loop: rotini must exit with this code
-	last     *Result
+	last     *control.Result
 	watcher  atomic.Pointer[watch.Watcher] // nil until watching (or never)
 	// Proxy mode: a relay per listener, from rotini's socket to the
 	// serving generation's port; nil otherwise. Fixed for rotini's life.
@@ -159,18 +140,10 @@ type app struct {
 	forkFailures int
 	// lastStartErr is the last worker that could not be started, for
 	// status: its cause is otherwise only in the log.
-	lastStartErr *StartError
+	lastStartErr *control.StartError
 	// observe, when set (by tests, before Start), is called on the app's
 	// goroutine after each event is handled.
 	observe func(appEvent)
-}
-
-// StartError says why a worker could not be started.
-type StartError struct {
-	Time       time.Time `json:"time"`
-	Generation int       `json:"generation"`
-	Worker     int       `json:"worker"`
-	Error      string    `json:"error"`
 }
 
 func newApp(m *Manager, o AppOptions) *app {
@@ -586,7 +559,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 		a.log.Error("cannot start worker", "generation", g.num, "worker", index, "error", err)
 		w := &worker{gen: g, index: index, started: a.m.clock.Now(), cancel: make(chan struct{}), restarts: restarts, startErr: err}
 		g.workers[index] = w
-		a.lastStartErr = &StartError{Time: time.Now(), Generation: g.num, Worker: index, Error: err.Error()}
+		a.lastStartErr = &control.StartError{Time: time.Now(), Generation: g.num, Worker: index, Error: err.Error()}
 		// Through the loop, so that the caller finishes what it was doing
 		// first: the slot is then taken as one whose worker died.
 		go a.send(evStartFailed{w})
@@ -705,7 +678,7 @@ func (a *app) checkWorker(w *worker) {
 				n++
 			}
 		}
-		a.emit(Event{Kind: "worker-ready", Generation: w.gen.num, Ready: n, Total: w.gen.o.Workers,
+		a.emit(control.Event{Kind: control.KindWorkerReady, Generation: w.gen.num, Ready: n, Total: w.gen.o.Workers,
 			Message: fmt.Sprintf("ready %d/%d in %s", n, w.gen.o.Workers, time.Since(w.gen.started).Round(time.Millisecond))})
 	}
 	a.nextBatch(w.gen)

@@ -3,6 +3,7 @@ package reload
 import (
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 )
 
@@ -19,8 +20,8 @@ type (
 	// reloadReq asks for a reload (HUP, `rotini reload`, a watcher).
 	reloadReq struct {
 		opts     *AppOptions // new options, or nil to keep
-		reply    chan<- Result
-		progress chan<- Event
+		reply    chan<- control.Result
+		progress chan<- control.Event
 		why      string
 		fail     string // the reload cannot happen: answer with this reason
 	}

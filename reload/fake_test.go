@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 )
@@ -414,7 +415,7 @@ type world struct {
 	handled []string // each event the app handled, described
 	pause   chan chan struct{}
 
-	results []chan Result
+	results []chan control.Result
 	code    *int // rotini's exit code, once every app stopped
 }
 
@@ -529,7 +530,7 @@ func (w *world) await(from int, d string) {
 
 // barrier returns once the app has handled every event sent to it before.
 func (w *world) barrier() {
-	reply := make(chan AppStatus, 1)
+	reply := make(chan control.AppStatus, 1)
 	select {
 	case w.a.events <- statusReq{reply}:
 	case <-w.a.quit:
@@ -555,7 +556,7 @@ func (w *world) queued(n int) {
 	}
 }
 
-func (w *world) status() AppStatus {
+func (w *world) status() control.AppStatus {
 	w.t.Helper()
 	st := w.m.Status(10 * time.Second)
 	if len(st) != 1 {
@@ -586,7 +587,7 @@ func exited(code int) unix.WaitStatus             { return unix.WaitStatus(code 
 func killedBy(sig syscall.Signal) unix.WaitStatus { return unix.WaitStatus(sig) }
 
 // describe formats a Result as the tables state it.
-func describe(r Result) string {
+func describe(r control.Result) string {
 	s := "ok " + strconv.Itoa(r.Generation)
 	if !r.OK {
 		s = "failed " + strconv.Itoa(r.Generation)

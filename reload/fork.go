@@ -3,6 +3,8 @@ package reload
 import (
 	"fmt"
 	"time"
+
+	"github.com/rotini-dev/rotini/control"
 )
 
 // A fork that fails with EAGAIN means the process limit is reached — the
@@ -21,7 +23,7 @@ func (a *app) forkFailed(e evForkFailed) {
 	}
 	episode := !a.forkFailing()
 	a.forkFailures++
-	a.lastStartErr = &StartError{Time: time.Now(), Generation: g.num, Worker: e.index, Error: e.err.Error()}
+	a.lastStartErr = &control.StartError{Time: time.Now(), Generation: g.num, Worker: e.index, Error: e.err.Error()}
 	why := fmt.Sprintf("cannot start worker %d of generation %d: %v: the process limit is reached (a pids cgroup's pids.max, or RLIMIT_NPROC of the workers' user)", e.index, g.num, e.err)
 	if a.rot != nil && a.rot.next == g && g != a.serving {
 		a.log.Error("resource exhaustion: cannot fork a worker", "generation", g.num, "worker", e.index, "error", e.err)

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/proxy"
@@ -362,11 +363,11 @@ func (m *Manager) Reload() { m.ReloadApps(nil, nil, nil) }
 // ReloadApps reloads the named apps (all when names is empty) and sends one
 // Result per app on reply, if reply is not nil. An invalid config fails every
 // app's reload at once and changes nothing.
-func (m *Manager) ReloadApps(names []string, reply chan<- Result, progress chan<- Event) {
+func (m *Manager) ReloadApps(names []string, reply chan<- control.Result, progress chan<- control.Event) {
 	m.reload(names, reply, progress, "")
 }
 
-func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Event, why string) {
+func (m *Manager) reload(names []string, reply chan<- control.Result, progress chan<- control.Event, why string) {
 	targets := m.apps
 	if len(names) > 0 {
 		targets = nil
@@ -374,7 +375,8 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 			a := m.byName[n]
 			if a == nil {
 				if reply != nil {
-					reply <- Result{App: n, Reason: fmt.Sprintf("no app named %q", n)}
+					reason := fmt.Sprintf("no app named %q", n)
+					reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
 				}
 				continue
 			}
@@ -396,7 +398,7 @@ func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Ev
 		if progress != nil {
 			for _, n := range notes {
 				select {
-				case progress <- Event{Time: time.Now(), App: "rotini", Kind: "note", Message: n}:
+				case progress <- control.Event{Time: time.Now(), App: "rotini", Kind: control.KindNote, Message: n}:
 				default:
 				}
 			}
@@ -466,7 +468,7 @@ func (m *Manager) Health() (bool, string) {
 
 // Listeners describes the sockets rotini holds and where each listener's
 // new connections go.
-func (m *Manager) Listeners() []ListenerStatus {
+func (m *Manager) Listeners() []sockets.ListenerStatus {
 	if m.o.Sockets == nil {
 		return nil
 	}
@@ -482,66 +484,27 @@ func (m *Manager) Holder() *hold.HolderStatus {
 	return nil
 }
 
-// ListenerStatus describes one listener and its sockets.
-type ListenerStatus = sockets.ListenerStatus
-
 // Done yields rotini's exit code once every app has stopped.
 func (m *Manager) Done() <-chan int { return m.doneC }
 
-// WorkerStatus describes one live worker.
-type WorkerStatus struct {
-	Pid      int       `json:"pid"`
-	RSS      int64     `json:"rss_bytes"`
-	Index    int       `json:"worker"`
-	State    string    `json:"state"`
-	Started  time.Time `json:"started"`
-	Restarts int       `json:"restarts"`
-}
+// The status of an app, and its reloads' events and results, are in
+// control's wire types: what the app's goroutine reports is what
+// `rotini status` and `rotini reload --wait` show.
 
-// GenerationStatus describes one generation.
-type GenerationStatus struct {
-	Number  int       `json:"generation"`
-	State   string    `json:"state"`
-	Ready   bool      `json:"ready"`
-	Dir     string    `json:"dir,omitempty"`
-	Started time.Time `json:"started"`
-	// Proxy mode: the generation's loopback ports, and the connections
-	// relayed to it now.
-	Ports   map[int]map[string]int `json:"ports,omitempty"`
-	Relayed int                    `json:"relayed"`
-	Workers []WorkerStatus         `json:"workers"`
-}
+type statusReq struct{ reply chan control.AppStatus }
 
-// AppStatus describes one app.
-type AppStatus struct {
-	Name        string             `json:"name"`
-	Serving     int                `json:"serving"`
-	Workers     int                `json:"workers"`
-	Mode        Mode               `json:"reload_mode"`
-	Ready       bool               `json:"ready"`
-	Generations []GenerationStatus `json:"generations"`
-	LastReload  *Result            `json:"last_reload,omitempty"`
-	Watch       *watch.State       `json:"watch,omitempty"`
-	// LastStartError is the last worker that could not be started at all
-	// (command not found, a missing dir, an unset env.NAME).
-	LastStartError *StartError `json:"last_start_error,omitempty"`
-}
-
-type statusReq struct{ reply chan AppStatus }
-
-func (a *app) status() AppStatus {
-	s := AppStatus{Name: a.name, Serving: a.serving.num, Workers: a.o.Workers, Mode: a.o.Reload, Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
+func (a *app) status() control.AppStatus {
+	s := control.AppStatus{Name: a.name, Serving: a.serving.num, Workers: a.o.Workers, Mode: string(a.o.Reload), Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
 	if w := a.watcher.Load(); w != nil {
-		st := w.State()
-		s.Watch = &st
+		s.Watch = watchStatus(w.State())
 	}
 	for _, g := range a.allGens() {
-		gs := GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started, Ports: g.ports}
+		gs := control.GenerationStatus{Number: g.num, State: g.state.String(), Ready: g.ready, Dir: g.dir, Started: g.started, Ports: g.ports}
 		for _, r := range a.relays {
 			gs.Relayed += r.Active(g.num)
 		}
 		for _, w := range g.workers {
-			gs.Workers = append(gs.Workers, WorkerStatus{Pid: w.pid, RSS: rss(w.pid), Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
+			gs.Workers = append(gs.Workers, control.WorkerStatus{Pid: w.pid, RSS: rss(w.pid), Index: w.index, State: w.state.String(), Started: w.started, Restarts: w.restarts})
 		}
 		sort.Slice(gs.Workers, func(i, j int) bool { return gs.Workers[i].Index < gs.Workers[j].Index })
 		s.Generations = append(s.Generations, gs)
@@ -549,13 +512,28 @@ func (a *app) status() AppStatus {
 	return s
 }
 
+// watchStatus is the watcher's state in the wire form.
+func watchStatus(st watch.State) *control.WatchStatus {
+	ws := &control.WatchStatus{Mode: st.Mode, Reason: st.Reason, Watches: st.Watches, Changes: st.Changes}
+	if c := st.LastChange; c != nil {
+		ws.LastChange = &control.WatchChange{Paths: c.Paths, Count: c.Count, First: c.First, Last: c.Last}
+	}
+	return ws
+}
+
+// failedMessage says that a reload failed for reason while generation
+// serving goes on serving: the Message of its failed event and Result.
+func failedMessage(reason string, serving int) string {
+	return fmt.Sprintf("failed: %s; generation %d still serving", reason, serving)
+}
+
 // Status returns a snapshot of every app, or what it has after timeout.
-func (m *Manager) Status(timeout time.Duration) []AppStatus {
-	var out []AppStatus
+func (m *Manager) Status(timeout time.Duration) []control.AppStatus {
+	var out []control.AppStatus
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for _, a := range m.apps {
-		reply := make(chan AppStatus, 1)
+		reply := make(chan control.AppStatus, 1)
 		select {
 		case a.events <- statusReq{reply}:
 		case <-a.quit:

@@ -55,7 +55,7 @@ type ReadyOptions struct {
 	portChecks []string // proxy mode: the generation's ports, which must accept
 }
 
-// AppOptions describe one app. main builds them from the config file.
+// AppOptions describe one app. package cli builds them from the config file.
 type AppOptions struct {
 	Name         string
 	Spawn        SpawnFunc

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sigstate"
 	"github.com/rotini-dev/rotini/sockets"
@@ -41,7 +42,7 @@ func newHarness(t testing.TB, o AppOptions) *harness {
 	return newHarnessWith(t, o, nil)
 }
 
-// newHarnessWith is newHarness with a Reconfigure, as main sets one: each
+// newHarnessWith is newHarness with a Reconfigure, as package cli sets one: each
 // reload re-reads the "config".
 func newHarnessWith(t testing.TB, o AppOptions, reconfigure func() ([]AppOptions, []string, error)) *harness {
 	t.Helper()
@@ -86,16 +87,16 @@ func newHarnessWith(t testing.TB, o AppOptions, reconfigure func() ([]AppOptions
 	return h
 }
 
-func (h *harness) reload(t testing.TB) Result {
+func (h *harness) reload(t testing.TB) control.Result {
 	t.Helper()
-	reply := make(chan Result, 1)
+	reply := make(chan control.Result, 1)
 	h.m.ReloadApps(nil, reply, nil)
 	select {
 	case r := <-reply:
 		return r
 	case <-time.After(20 * time.Second):
 		t.Fatal("reload did not finish")
-		return Result{}
+		return control.Result{}
 	}
 }
 
@@ -134,8 +135,8 @@ func waitFor(d time.Duration, cond func() bool) bool {
 }
 
 // settled waits until the app has exactly one generation, fully drained.
-func (h *harness) settled(t testing.TB) AppStatus {
-	var st []AppStatus
+func (h *harness) settled(t testing.TB) control.AppStatus {
+	var st []control.AppStatus
 	if !waitFor(10*time.Second, func() bool {
 		st = h.m.Status(time.Second)
 		return len(st) == 1 && len(st[0].Generations) == 1 && st[0].Ready
@@ -205,7 +206,7 @@ func TestFailedRotationKeepsServing(t *testing.T) {
 		return []string{"sh", "-c", "exit 3"}, nil, "", nil
 	}
 	bad.Ready.MinUptime = time.Second
-	reply := make(chan Result, 1)
+	reply := make(chan control.Result, 1)
 	h.m.apps[0].send(reloadReq{opts: &bad, reply: reply})
 	r := <-reply
 	if r.OK || r.Generation != before.Serving {
@@ -231,7 +232,7 @@ func BenchmarkRotation(b *testing.B) {
 	}
 }
 
-func pids(s AppStatus) string {
+func pids(s control.AppStatus) string {
 	var out []int
 	for _, g := range s.Generations {
 		for _, w := range g.Workers {
@@ -339,7 +340,7 @@ func TestReconfigureFromManyGoroutines(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 5 {
-				reply := make(chan Result, 1)
+				reply := make(chan control.Result, 1)
 				h.m.ReloadApps(nil, reply, nil)
 				<-reply
 				h.m.Status(time.Second)

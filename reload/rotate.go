@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/control"
 )
 
 // requestReload queues a reload; requests that arrive while one runs
@@ -14,13 +16,12 @@ func (a *app) requestReload(r reloadReq) {
 		r.fail = "rotini is stopping"
 	}
 	if r.fail != "" {
-		res := Result{App: a.name, Generation: a.serving.num, Reason: r.fail}
-		msg := fmt.Sprintf("failed: %s; generation %d still serving", r.fail, res.Generation)
+		res := control.Result{App: a.name, Generation: a.serving.num, Reason: r.fail, Message: failedMessage(r.fail, a.serving.num)}
 		if a.stopping {
-			msg = "failed: " + r.fail // nothing goes on serving
+			res.Message = "failed: " + r.fail // nothing goes on serving
 		}
 		if r.progress != nil {
-			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "failed", Generation: res.Generation, Message: msg})
+			a.emitTo([]chan<- control.Event{r.progress}, control.Event{Kind: control.KindFailed, Generation: res.Generation, Message: res.Message})
 		}
 		if r.reply != nil {
 			r.reply <- res
@@ -31,7 +32,7 @@ func (a *app) requestReload(r reloadReq) {
 		reason := "adding or removing a proxy block needs a restart of rotini"
 		a.log.Error("reload refused", "reason", reason)
 		if r.reply != nil {
-			r.reply <- Result{App: a.name, Reason: reason, Generation: a.serving.num}
+			r.reply <- control.Result{App: a.name, Reason: reason, Generation: a.serving.num, Message: failedMessage(reason, a.serving.num)}
 		}
 		return
 	}
@@ -44,7 +45,7 @@ func (a *app) requestReload(r reloadReq) {
 	if r.progress != nil {
 		a.pendProg = append(a.pendProg, r.progress)
 		if a.rot != nil || !a.serving.ready {
-			a.emitTo([]chan<- Event{r.progress}, Event{Kind: "queued", Message: "queued behind the reload in progress or the first generation's start"})
+			a.emitTo([]chan<- control.Event{r.progress}, control.Event{Kind: control.KindQueued, Message: "queued behind the reload in progress or the first generation's start"})
 		}
 	}
 	if r.why != "" {
@@ -82,7 +83,7 @@ func (a *app) maybeStartReload() {
 	a.rot = rot
 	mode := a.o.Reload
 	a.log.Info("reload starting", "mode", mode, "serving", a.serving.num)
-	a.emit(Event{Kind: "starting", Generation: a.serving.num, Message: fmt.Sprintf("reload (%s) of %s, serving generation %d", mode, a.name, a.serving.num)})
+	a.emit(control.Event{Kind: control.KindStarting, Generation: a.serving.num, Message: fmt.Sprintf("reload (%s) of %s, serving generation %d", mode, a.name, a.serving.num)})
 	switch mode {
 	case Signal:
 		sig := a.o.ReloadSignal
@@ -145,7 +146,7 @@ func (a *app) beforeReloadDone(rot *rotation, err error) {
 	if b := rot.next.o.Batch; b > 0 && b < rot.next.o.Workers {
 		msg = fmt.Sprintf("starting generation %d (%d workers, %d at a time)", rot.next.num, rot.next.o.Workers, b)
 	}
-	a.emit(Event{Kind: "generation", Generation: rot.next.num, Total: rot.next.o.Workers, Message: msg})
+	a.emit(control.Event{Kind: control.KindGeneration, Generation: rot.next.num, Total: rot.next.o.Workers, Message: msg})
 	a.startWorkers(rot.next)
 }
 
@@ -157,10 +158,10 @@ func (a *app) promote() {
 	a.serving.state = serving
 	// From here on the old generation receives no new connection.
 	a.steer(a.serving)
-	a.emit(Event{Kind: "ready", Generation: a.serving.num, Total: a.serving.o.Workers,
+	a.emit(control.Event{Kind: control.KindReady, Generation: a.serving.num, Total: a.serving.o.Workers,
 		Message: fmt.Sprintf("generation %d ready (%d/%d) in %s", a.serving.num, len(a.serving.workers), a.serving.o.Workers, time.Since(a.serving.started).Round(time.Millisecond))})
 	if old != nil && old.state != draining {
-		a.emit(Event{Kind: "draining", Generation: old.num, Message: fmt.Sprintf("draining generation %d", old.num)})
+		a.emit(control.Event{Kind: control.KindDraining, Generation: old.num, Message: fmt.Sprintf("draining generation %d", old.num)})
 		a.handoff(old, fmt.Sprintf("replaced by generation %d", a.serving.num))
 	}
 	a.finish(true, "")
@@ -180,15 +181,17 @@ func (a *app) finish(ok bool, reason string) {
 	if rot == nil {
 		return
 	}
-	res := Result{App: a.name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
-	a.last = &res
+	res := control.Result{App: a.name, OK: ok, Generation: a.serving.num, Reason: reason, Duration: time.Since(rot.started)}
 	if ok {
+		res.Message = fmt.Sprintf("done: generation %d serving, in %s", res.Generation, res.Duration.Round(time.Millisecond))
 		a.log.Info("reload done", "generation", a.serving.num, "duration", res.Duration.Round(time.Millisecond))
-		a.emit(Event{Kind: "done", Generation: res.Generation, Message: fmt.Sprintf("done: generation %d serving, in %s", res.Generation, res.Duration.Round(time.Millisecond))})
+		a.emit(control.Event{Kind: control.KindDone, Generation: res.Generation, Message: res.Message})
 	} else {
+		res.Message = failedMessage(reason, res.Generation)
 		a.log.Error("reload failed", "serving", a.serving.num, "reason", reason, "duration", res.Duration.Round(time.Millisecond))
-		a.emit(Event{Kind: "failed", Generation: res.Generation, Message: fmt.Sprintf("failed: %s; generation %d still serving", reason, res.Generation)})
+		a.emit(control.Event{Kind: control.KindFailed, Generation: res.Generation, Message: res.Message})
 	}
+	a.last = &res
 	a.rot = nil
 	for _, w := range rot.waiters {
 		w <- res
@@ -209,7 +212,7 @@ func (a *app) stop(fast, handoff bool) {
 		a.finish(false, "rotini is stopping")
 	}
 	for _, p := range a.pending {
-		p <- Result{App: a.name, Reason: "rotini is stopping"}
+		p <- control.Result{App: a.name, Reason: "rotini is stopping", Message: "failed: rotini is stopping"}
 	}
 	a.pending, a.pendProg = nil, nil
 	for _, g := range gens {
@@ -280,13 +283,13 @@ const MaxWorkers = 1000
 // emit sends a progress event to everyone waiting on the current reload,
 // never blocking the app's goroutine: a slow reader loses events, not the
 // result, which comes on its own channel.
-func (a *app) emit(e Event) {
+func (a *app) emit(e control.Event) {
 	if a.rot != nil {
 		a.emitTo(a.rot.progress, e)
 	}
 }
 
-func (a *app) emitTo(to []chan<- Event, e Event) {
+func (a *app) emitTo(to []chan<- control.Event, e control.Event) {
 	e.Time, e.App = time.Now(), a.name
 	for _, c := range to {
 		select {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/control"
 )
 
 // The reload state machine, driven event by event on the fakes of
@@ -82,9 +84,9 @@ func (w *world) end(key string, st unix.WaitStatus) {
 // config (w.cfg) is read again.
 func reload() step {
 	return step{"reload", func(w *world) {
-		reply := make(chan Result, 1)
+		reply := make(chan control.Result, 1)
 		w.results = append(w.results, reply)
-		w.m.ReloadApps(nil, reply, make(chan Event, 64))
+		w.m.ReloadApps(nil, reply, make(chan control.Event, 64))
 		w.barrier()
 	}}
 }

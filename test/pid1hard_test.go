@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/control"
-	"github.com/rotini-dev/rotini/reload"
 )
 
 // Tests that rotini, as an init, cannot be wedged or killed by what happens
@@ -190,14 +189,14 @@ func workerPid(t *testing.T, sock string) int {
 }
 
 // servingWorkers are the workers of the serving generation, by index.
-func servingWorkers(t *testing.T, sock string) map[int]reload.WorkerStatus {
+func servingWorkers(t *testing.T, sock string) map[int]control.WorkerStatus {
 	t.Helper()
 	res := rotiniCLI(t, nil, "status", "--json", "--control", sock)
 	var st control.Status
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, res)
 	}
-	ws := map[int]reload.WorkerStatus{}
+	ws := map[int]control.WorkerStatus{}
 	for _, a := range st.Apps {
 		for _, g := range a.Generations {
 			if g.Number == a.Serving {

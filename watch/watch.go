@@ -85,21 +85,22 @@ type Options struct {
 
 // Change is one debounced burst of changes.
 type Change struct {
-	Paths []string  `json:"paths"` // up to 20 of the changed paths, in the order first seen
-	Count int       `json:"count"` // distinct paths changed in the burst
-	First time.Time `json:"first"` // when the first change was seen
-	Last  time.Time `json:"last"`  // when the last change was seen
+	Paths []string  // up to 20 of the changed paths, in the order first seen
+	Count int       // distinct paths changed in the burst
+	First time.Time // when the first change was seen
+	Last  time.Time // when the last change was seen
 }
 
-// State is what the watcher is doing, for `rotini status`.
+// State is what the watcher is doing, for `rotini status` (whose wire
+// form is package control's, not this).
 type State struct {
-	Mode string `json:"mode"` // ModeInotify, or ModePolling when any root is polled
+	Mode string // ModeInotify, or ModePolling when any root is polled
 	// Reason says why roots are polled ("/srv/app: nfs file system"), or
 	// why inotify may miss changes when polling is off; empty otherwise.
-	Reason     string  `json:"reason,omitempty"`
-	Watches    int     `json:"watches"`               // inotify watches held
-	LastChange *Change `json:"last_change,omitempty"` // nil before the first OnChange
-	Changes    int     `json:"changes"`               // bursts reported through OnChange
+	Reason     string
+	Watches    int     // inotify watches held
+	LastChange *Change // nil before the first OnChange
+	Changes    int     // bursts reported through OnChange
 }
 
 // root is one watched path.

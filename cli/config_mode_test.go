@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"os"
@@ -59,7 +59,7 @@ func TestEveryConfigFieldReachesAnOption(t *testing.T) {
 			})
 		case "Control":
 			eachField(t, "Control", reflect.ValueOf(&base.Control).Elem(), func() any {
-				o := controlOptions(log, "", base.Control)
+				o := controlOptions(log, "", base.Control, "")
 				o.Log = nil
 				return o
 			})

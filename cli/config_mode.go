@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -140,11 +140,12 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 		return ExitInternal
 	}
 	m.Start()
+	co := controlOptions(log, o.control, cfg.Control, c.Version)
 	// Behind a holder, app containers share /run/rotini: the newest
 	// rotini takes the control socket's path over.
-	takeOver := holdSocket(cfg) != ""
-	ctl := startControl(log, o.control, cfg.Control, m, takeOver)
-	onHUP := func() { ctl = checkControl(log, ctl, o.control, cfg.Control, m, takeOver) }
+	co.TakeOver = holdSocket(cfg) != ""
+	ctl := startControl(log, co, m)
+	onHUP := func() { ctl = checkControl(log, ctl, co, m) }
 	code := pid1.Run(pid1.Options{
 		Log: log, Policy: pid1.Managed, Rewrite: rewrite,
 		Reaper: r, Signals: c.Signals, Chld: c.Chld,
@@ -155,12 +156,9 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	return code
 }
 
-// startControl serves the control socket at path (--control or
-// ROTINI_CONTROL), else at the config's. Without it rotini still runs the
-// apps, which matter more: a failure is a warning.
-func startControl(log hclog.Logger, path string, cc config.Control, b control.Backend, takeOver bool) *control.Server {
-	o := controlOptions(log, path, cc)
-	o.TakeOver = takeOver
+// startControl serves the control socket. Without it rotini still runs
+// the apps, which matter more: a failure is a warning.
+func startControl(log hclog.Logger, o control.Options, b control.Backend) *control.Server {
 	s, err := control.Serve(o, b)
 	if err != nil {
 		log.Warn("no control socket: the apps run, but rotini reload, status, scale, health and stop cannot reach them", "error", err)
@@ -185,9 +183,9 @@ func (h hupHook) Reload() {
 // checkControl makes the control socket again on HUP when its file was
 // removed, or when it could not be made at start: HUP is what an operator
 // sends when rotini cannot be reached otherwise.
-func checkControl(log hclog.Logger, ctl *control.Server, path string, cc config.Control, b control.Backend, takeOver bool) *control.Server {
+func checkControl(log hclog.Logger, ctl *control.Server, o control.Options, b control.Backend) *control.Server {
 	if ctl == nil {
-		return startControl(log, path, cc, b, takeOver)
+		return startControl(log, o, b)
 	}
 	made, err := ctl.Recreate()
 	switch {
@@ -236,7 +234,7 @@ func listenerOptions(l config.Listener) sockets.ListenerOptions {
 
 // controlOptions serve the control socket at path (--control or
 // ROTINI_CONTROL), else at the config's.
-func controlOptions(log hclog.Logger, path string, cc config.Control) control.Options {
+func controlOptions(log hclog.Logger, path string, cc config.Control, version string) control.Options {
 	if path == "" {
 		path = cc.Socket
 	}

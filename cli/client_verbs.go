@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -8,12 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +18,6 @@ import (
 	"github.com/rotini-dev/rotini/config"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
-	"github.com/rotini-dev/rotini/reload"
-	"github.com/rotini-dev/rotini/sockets"
 )
 
 // The client verbs talk to a running rotini over its control socket. Each
@@ -182,31 +177,25 @@ func (c *CLI) reload(args []string) int {
 	defer cancel()
 	ended := map[string]bool{}     // app -> its done or failed step was shown
 	readyShown := map[string]int{} // app -> generation whose "ready N/N" was shown
-	results, err := cl.ReloadWait(ctx, apps, *timeout, func(e reload.Event) {
+	results, err := cl.ReloadWait(ctx, apps, *timeout, func(e control.Event) {
 		switch e.Kind {
-		case "ready":
+		case control.KindReady:
 			if readyShown[e.App] == e.Generation {
 				return // said already by the last worker-ready
 			}
-		case "worker-ready":
+		case control.KindWorkerReady:
 			if e.Ready == e.Total {
 				readyShown[e.App] = e.Generation
 			}
-		case "done", "failed":
+		case control.KindDone, control.KindFailed:
 			ended[e.App] = true
 		}
 		fmt.Fprintf(c.Stdout, "%s: %s\n", e.App, e.Message)
 	})
 	failed := 0
 	for _, r := range results {
-		if !ended[r.App] { // its last step was dropped, or never sent
-			if r.OK {
-				fmt.Fprintf(c.Stdout, "%s: done: generation %d serving, in %s\n", r.App, r.Generation, r.Duration().Round(time.Millisecond))
-			} else if r.Generation > 0 {
-				fmt.Fprintf(c.Stdout, "%s: failed: %s; generation %d still serving\n", r.App, r.Reason, r.Generation)
-			} else { // no such app
-				fmt.Fprintf(c.Stdout, "%s: failed: %s\n", r.App, r.Reason)
-			}
+		if !ended[r.App] { // its last step was dropped, or never sent: the result says it
+			fmt.Fprintf(c.Stdout, "%s: %s\n", r.App, r.Message)
 		}
 		if !r.OK {
 			failed++
@@ -236,11 +225,11 @@ func (c *CLI) status(args []string) int {
 	ctx, cancel, intr := c.clientContext(clientTimeout)
 	defer cancel()
 	cl := c.client(cf)
-	raw, err := cl.StatusJSON(ctx)
-	if err != nil {
-		return c.clientError(err, intr)
-	}
 	if *asJSON {
+		raw, err := cl.StatusJSON(ctx)
+		if err != nil {
+			return c.clientError(err, intr)
+		}
 		var b bytes.Buffer
 		if err := json.Indent(&b, raw, "", "  "); err != nil {
 			return c.clientError(fmt.Errorf("bad status from rotini: %w", err), intr)
@@ -249,166 +238,16 @@ func (c *CLI) status(args []string) int {
 		c.Stdout.Write(b.Bytes())
 		return ExitOK
 	}
-	var st control.Status
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return c.clientError(fmt.Errorf("bad status from rotini: %w", err), intr)
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return c.clientError(err, intr)
 	}
-	writeStatus(c.Stdout, &st, cl.Path, time.Now())
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	writeStatus(c.Stdout, st, cl.Path, now())
 	return ExitOK
-}
-
-// writeStatus prints the human form of status: a header, one row per
-// worker, one summary line per app.
-func writeStatus(w io.Writer, st *control.Status, path string, now time.Time) {
-	fmt.Fprintf(w, "rotini %s  pid %d  up %s  control %s\n", st.Version, st.Pid, age(now, st.Started), path)
-	if h := st.Holder; h != nil {
-		var ts []string
-		for _, t := range h.Tenants {
-			s := fmt.Sprintf("%s (pid %d", t.ID, t.Pid)
-			if len(t.Serving) > 0 {
-				s += ", serving " + strings.Join(t.Serving, " ")
-			}
-			ts = append(ts, s+")")
-		}
-		fmt.Fprintf(w, "holder pid %d at %s; tenants: %s\n", h.Pid, h.Socket, strings.Join(ts, ", "))
-	}
-	for _, l := range st.Listeners {
-		line := fmt.Sprintf("listener %s %s", l.Name, l.Address)
-		if l.Mode != "" {
-			line += " " + string(l.Mode)
-		}
-		if l.Migrate {
-			line += " (tcp_migrate_req on)"
-		}
-		if l.Note != "" {
-			line += ": " + l.Note
-		}
-		fmt.Fprintln(w, line)
-		if l.Mode != sockets.Steered {
-			continue
-		}
-		for _, s := range l.Sockets {
-			who := "retired"
-			switch {
-			case s.Owner == "standby":
-				who = "standby (the holder's, for the next container)"
-			case s.Owner != "" && s.Generation > 0:
-				who = fmt.Sprintf("generation %d of %s", s.Generation, s.Owner)
-			case s.Generation > 0:
-				who = fmt.Sprintf("generation %d", s.Generation)
-			}
-			role := ""
-			if s.Serving {
-				role = "  serving: receives new connections"
-			}
-			fmt.Fprintf(w, "  %-14s queue %d%s\n", who, s.Queued, role)
-		}
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tGEN\tGEN STATE\tWORKER\tPID\tSTATE\tUPTIME\tRESTARTS\tRSS")
-	for _, a := range st.Apps {
-		for _, g := range a.Generations {
-			if len(g.Workers) == 0 {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t-\t-\t-\t-\n", a.Name, g.Number, g.State)
-			}
-			for _, wk := range g.Workers {
-				pid := "-"
-				if wk.Pid > 0 {
-					pid = strconv.Itoa(wk.Pid)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n",
-					a.Name, g.Number, g.State, wk.Index, pid, wk.State, age(now, wk.Started), wk.Restarts, bytesIEC(wk.RSS))
-			}
-		}
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	for _, a := range st.Apps {
-		ready := "not ready"
-		if a.Ready {
-			ready = "ready"
-		}
-		line := fmt.Sprintf("%s: generation %d serving, %s, %d workers, reload %s", a.Name, a.Serving, ready, a.Workers, a.Mode)
-		switch r := a.LastReload; {
-		case r == nil:
-			line += "; no reload yet"
-		case r.OK:
-			line += fmt.Sprintf("; last reload ok in %s", r.Duration().Round(time.Millisecond))
-		default:
-			line += fmt.Sprintf("; last reload FAILED after %s: %s", r.Duration().Round(time.Millisecond), r.Reason)
-		}
-		fmt.Fprintln(w, line)
-		if e := a.LastStartError; e != nil {
-			fmt.Fprintf(w, "  %s ago, worker %d of generation %d could not start: %s\n", age(now, e.Time), e.Worker, e.Generation, e.Error)
-		}
-		for _, g := range a.Generations {
-			if g.Dir != "" {
-				fmt.Fprintf(w, "  generation %d (%s) runs %s\n", g.Number, g.State, g.Dir)
-			}
-			if len(g.Ports) > 0 {
-				var ps []string
-				for _, i := range slices.Sorted(maps.Keys(g.Ports)) {
-					for _, name := range slices.Sorted(maps.Keys(g.Ports[i])) {
-						ps = append(ps, fmt.Sprintf("worker %d %s=%d", i, name, g.Ports[i][name]))
-					}
-				}
-				fmt.Fprintf(w, "  generation %d (%s) relayed connections %d; ports %s\n", g.Number, g.State, g.Relayed, strings.Join(ps, ", "))
-			}
-		}
-		if ws := a.Watch; ws != nil {
-			wl := fmt.Sprintf("  watch: %s", ws.Mode)
-			if ws.Mode == "inotify" {
-				wl += fmt.Sprintf(" (%d watches)", ws.Watches)
-			}
-			if ws.Reason != "" {
-				wl += ": " + ws.Reason
-			}
-			if c := ws.LastChange; c != nil {
-				first := ""
-				if len(c.Paths) > 0 {
-					first = ", e.g. " + c.Paths[0]
-				}
-				wl += fmt.Sprintf("; last change %s ago (%d files%s); %d reloads asked", age(now, c.Last), c.Count, first, ws.Changes)
-			} else {
-				wl += "; no change seen yet"
-			}
-			fmt.Fprintln(w, wl)
-		}
-	}
-}
-
-// age is now-t in a short form: 42s, 3m12s, 5h3m, 2d4h.
-func age(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := max(now.Sub(t), 0)
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-	}
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-func bytesIEC(n int64) string {
-	if n <= 0 {
-		return "-"
-	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // scale is `rotini scale [APP=]N`.

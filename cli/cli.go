@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,36 +16,43 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/exitcode"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/logsink"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/signame"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=…".
-var version = "dev"
-
 // Exit codes of rotini itself. Otherwise rotini exits with its child's code,
 // or 128+N when signal N killed it (reaper.SignalBase). The usage and config
 // codes follow sysexits.h; 126 and 127 are what a shell returns.
 const (
 	ExitOK            = 0
-	ExitFailure       = 1   // a client verb failed (reload rolled back, unhealthy, …)
-	ExitUsage         = 64  // unknown flag or verb, bad signal name, missing command
-	ExitInternal      = 70  // rotini could not start its own machinery
-	ExitConfig        = 78  // the config file is invalid
-	ExitNotExecutable = 126 // the command exists but cannot be executed
-	ExitNotFound      = 127 // the command was not found
+	ExitFailure       = 1                      // a client verb failed (reload rolled back, unhealthy, …)
+	ExitUsage         = 64                     // unknown flag or verb, bad signal name, missing command
+	ExitInternal      = 70                     // rotini could not start its own machinery
+	ExitConfig        = 78                     // the config file is invalid
+	ExitNotExecutable = exitcode.NotExecutable // the command exists but cannot be executed
+	ExitNotFound      = exitcode.NotFound      // the command was not found
 )
 
-// CLI is rotini's command line; tests call Run directly.
+// CLI is rotini's command line: Run runs one verb to its end and returns
+// the process's exit code.
 type CLI struct {
 	Stdout, Stderr io.Writer
-	Signals, Chld  chan os.Signal
+	// Signals and Chld are every signal rotini receives (pid1.Notify):
+	// run and hold act on them as init; a client verb is interrupted by
+	// INT, TERM, HUP or QUIT. nil: none arrive.
+	Signals, Chld chan os.Signal
+	Version       string // what `rotini version` and status report
+
+	now func() time.Time // the status view's clock; time.Now when nil
 }
 
-func newCLI(sigs, chld chan os.Signal) *CLI {
-	return &CLI{Stdout: os.Stdout, Stderr: os.Stderr, Signals: sigs, Chld: chld}
+// New is the CLI of the process: os.Stdout, os.Stderr, and the signals of
+// pid1.Notify.
+func New(version string, sigs, chld chan os.Signal) *CLI {
+	return &CLI{Stdout: os.Stdout, Stderr: os.Stderr, Signals: sigs, Chld: chld, Version: version}
 }
 
 const usage = `usage:
@@ -89,7 +95,7 @@ func (c *CLI) Run(args []string) int {
 	}
 	switch verb {
 	case "version":
-		fmt.Fprintf(c.Stdout, "rotini %s\n", version)
+		fmt.Fprintf(c.Stdout, "rotini %s\n", c.Version)
 		return ExitOK
 	case "check":
 		return c.check(args)
@@ -230,19 +236,9 @@ func checkRewrites(rw map[unix.Signal]unix.Signal, p pid1.Policy, hint string) e
 func parseRewrites(specs []string) (map[unix.Signal]unix.Signal, error) {
 	m := map[unix.Signal]unix.Signal{}
 	for _, s := range specs {
-		from, to, ok := strings.Cut(s, ":")
-		if !ok {
-			return nil, fmt.Errorf("bad --rewrite %q: want FROM:TO, e.g. TERM:QUIT or 15:3 (TO=0 drops)", s)
-		}
-		f, err := signame.Parse(from)
+		f, t, err := pid1.ParseRewrite(s)
 		if err != nil {
 			return nil, fmt.Errorf("bad --rewrite %q: %w", s, err)
-		}
-		var t unix.Signal
-		if strings.TrimSpace(to) != "0" {
-			if t, err = signame.Parse(to); err != nil {
-				return nil, fmt.Errorf("bad --rewrite %q: %w", s, err)
-			}
 		}
 		m[f] = t
 	}
@@ -335,10 +331,10 @@ func (c *CLI) resolve(name string) (string, int) {
 
 func (c *CLI) startError(name string, err error) int {
 	switch {
-	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.ENOENT):
+	case exitcode.IsNotFound(err):
 		fmt.Fprintf(c.Stderr, "rotini: %s: command not found\n", name)
 		return ExitNotFound
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR):
+	case exitcode.IsNotExecutable(err):
 		fmt.Fprintf(c.Stderr, "rotini: %s: not executable: %v\n", name, err)
 		return ExitNotExecutable
 	}
