@@ -364,7 +364,7 @@ func (r *Relay) dial(addr string) (endpoint, error) {
 
 // handle relays one accepted connection: it dials the backend, then runs
 // one direction while a second goroutine runs the other. The direction
-// that ends last cleans up (finish): nobody waits for the other.
+// that ends last cleans up: neither waits for the other.
 func (r *Relay) handle(client endpoint, remote netip.AddrPort) {
 	c := &conn{client: client, remote: remote}
 	if !r.connect(c) {
