@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +46,12 @@ var ErrClosed = errors.New("proxy: relay closed")
 // Relay accepts connections on a listener and relays each to the backend
 // of the generation that is the target when it is accepted.
 type Relay struct {
-	ln    net.Listener
+	ln net.Listener
+	// lnf is a duplicate of ln's socket in the runtime's poller, accepted
+	// on with accept4 (the RawConn of a net listener cannot wait);
+	// lnerr says why there is none.
+	lnf   *os.File
+	lnerr error
 	o     Options
 	slots chan struct{} // one token per relayed connection
 	done  chan struct{} // closed by Close
@@ -72,9 +77,18 @@ type genState struct {
 }
 
 type conn struct {
-	client  net.Conn
-	backend *net.TCPConn
+	client  endpoint
+	backend endpoint
+	remote  netip.AddrPort // the client's address, from accept; invalid for a unix socket's
+	gen     int            // the generation it is relayed to
+	idle    *time.Timer    // watchIdle's
+	ended   atomic.Bool    // a direction has reached EOF (copyConn)
+	left    atomic.Int32   // directions still copying
 }
+
+// clientAddr is the client's address, for the PROXY protocol header and
+// the log.
+func (c *conn) clientAddr() net.Addr { return addrOf(c.remote) }
 
 func (c *conn) close() {
 	c.client.Close()
@@ -82,7 +96,10 @@ func (c *conn) close() {
 }
 
 // New returns a Relay that will accept on ln once Serve runs and a target
-// is set. The Relay closes ln on Close; pass it a listener of its own
+// is set. ln is a TCP or unix stream listener (a *net.TCPListener or
+// *net.UnixListener: what FileListener returns); on a TCP one, New sets
+// TCP_NODELAY and keep-alive probes once, for the accepted sockets to
+// inherit. The Relay closes ln on Close; pass it a listener of its own
 // (FileListener makes one from rotini's socket without taking it).
 func New(ln net.Listener, o Options) *Relay {
 	if o.Log == nil {
@@ -98,7 +115,10 @@ func New(ln net.Listener, o Options) *Relay {
 		o.DialTimeout = DefaultDialTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	lnf, lnerr := listenerFile(ln)
 	return &Relay{
+		lnf:       lnf,
+		lnerr:     lnerr,
 		ctx:       ctx,
 		cancel:    cancel,
 		ln:        ln,
@@ -242,6 +262,13 @@ func (r *Relay) repick(gen int) (int, string, bool) {
 // Serve accepts connections until Close, which makes it return ErrClosed;
 // any other error of the listener but a transient one ends it too.
 func (r *Relay) Serve() error {
+	if r.lnerr != nil {
+		return r.lnerr
+	}
+	lnrc, err := r.lnf.SyscallConn()
+	if err != nil {
+		return err
+	}
 	var backoff time.Duration
 	for {
 		select {
@@ -255,7 +282,7 @@ func (r *Relay) Serve() error {
 		case <-r.done:
 			return ErrClosed
 		}
-		c, err := r.ln.Accept()
+		c, sa, err := acceptRaw(lnrc)
 		if err != nil {
 			<-r.slots
 			select {
@@ -279,7 +306,7 @@ func (r *Relay) Serve() error {
 		}
 		backoff = 0
 		r.wg.Add(1)
-		go r.handle(c)
+		go r.handle(c, sa)
 	}
 }
 
@@ -305,6 +332,9 @@ func (r *Relay) Close() error {
 	}
 	r.mu.Unlock()
 	err := r.ln.Close()
+	if r.lnf != nil {
+		r.lnf.Close() // wakes Serve's accept
+	}
 	r.wg.Wait()
 	return err
 }
@@ -313,15 +343,18 @@ func (r *Relay) Close() error {
 // at that point.
 var testHookDial atomic.Pointer[func(addr string)]
 
-func (r *Relay) dial(addr string) (*net.TCPConn, error) {
+// dial connects to a backend: a literal IP:port (what rotini's
+// generations get) with dialRaw, a name through package net.
+func (r *Relay) dial(addr string) (endpoint, error) {
 	if h := testHookDial.Load(); h != nil {
 		(*h)(addr)
 	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() == "" {
+		return dialRaw(r.ctx, ap, r.o.DialTimeout)
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.o.DialTimeout)
 	defer cancel()
-	// No keep-alive probes: the backend is on loopback, where a peer that
-	// is gone resets the connection, and they cost 4 setsockopt calls.
-	d := net.Dialer{KeepAlive: -1}
+	d := net.Dialer{KeepAlive: -1} // as dialRaw
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -329,12 +362,25 @@ func (r *Relay) dial(addr string) (*net.TCPConn, error) {
 	return c.(*net.TCPConn), nil
 }
 
-// handle relays one accepted connection; it runs in the first of the
-// connection's two goroutines.
-func (r *Relay) handle(client net.Conn) {
-	defer r.wg.Done()
-	defer func() { <-r.slots }()
+// handle relays one accepted connection: it dials the backend, then runs
+// one direction while a second goroutine runs the other. The direction
+// that ends last cleans up: neither waits for the other.
+func (r *Relay) handle(client endpoint, remote netip.AddrPort) {
+	c := &conn{client: client, remote: remote}
+	if !r.connect(c) {
+		<-r.slots
+		r.wg.Done()
+		return
+	}
+	c.idle = r.watchIdle(c)
+	c.left.Store(2)
+	go r.direction(c, c.backend, c.client)
+	r.direction(c, c.client, c.backend)
+}
 
+// connect dials c's backend and registers c, or closes the client and
+// uncounts it.
+func (r *Relay) connect(c *conn) bool {
 	gen, addr := r.pick()
 	backend, err := r.dial(addr)
 	if err != nil {
@@ -352,90 +398,92 @@ func (r *Relay) handle(client net.Conn) {
 			backend, err = r.dial(addr)
 		}
 	}
-	defer r.release(gen)
+	c.gen = gen
 	if err != nil {
 		r.o.Log.Warn("cannot reach backend, closing client connection",
-			"generation", gen, "backend", addr, "client", client.RemoteAddr().String(), "error", err)
-		client.Close()
-		return
+			"generation", gen, "backend", addr, "client", c.clientAddr().String(), "error", err)
+		c.client.Close()
+		r.release(gen)
+		return false
 	}
-	c := &conn{client: client, backend: backend}
+	c.backend = backend
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		c.close()
-		return
+		r.release(gen)
+		return false
 	}
 	r.conns[c] = struct{}{}
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.conns, c)
-		r.mu.Unlock()
-		c.close()
-	}()
 
 	if r.o.ProxyProtocol != None {
-		hdr := Header(r.o.ProxyProtocol, client.RemoteAddr(), client.LocalAddr())
-		backend.SetWriteDeadline(time.Now().Add(r.o.DialTimeout))
-		if _, err := backend.Write(hdr); err != nil {
+		hdr := Header(r.o.ProxyProtocol, c.clientAddr(), localAddr(c.client))
+		if err := r.writeHeader(backend, hdr); err != nil {
 			r.o.Log.Warn("cannot send the proxy protocol header, closing client connection",
 				"generation", gen, "backend", addr, "error", err)
-			return
+			r.forget(c)
+			return false
 		}
-		backend.SetWriteDeadline(time.Time{})
 	}
-	r.relay(c)
+	return true
 }
 
-// relay copies both ways until both directions have ended. A direction
-// that reaches EOF half-closes its destination; one that fails closes
-// both sockets, which ends the other.
-func (r *Relay) relay(c *conn) {
-	idle := r.watchIdle(c)
-	defer idle.Stop()
-
-	var ended atomic.Bool // a direction has reached EOF
-	up := make(chan struct{})
-	go func() {
-		defer close(up)
-		if err := copyConn(c.backend, c.client, &ended); err != nil {
-			c.close()
-		}
-	}()
-	if err := copyConn(c.client, c.backend, &ended); err != nil {
+// direction copies src to dst (copyConn); one that fails closes both
+// sockets, which ends the other. The second to end finishes c.
+func (r *Relay) direction(c *conn, dst, src endpoint) {
+	if err := copyConn(dst, src, &c.ended); err != nil {
 		c.close()
 	}
-	<-up
+	if c.left.Add(-1) == 0 {
+		c.idle.Stop()
+		r.forget(c)
+		<-r.slots
+		r.wg.Done()
+	}
 }
 
-// copyConn copies src to dst until src's EOF, then half-closes dst; with
-// rawCopy when both are sockets (TCP or unix stream, the only kinds rotini
-// listens on). The second direction to reach EOF leaves dst's FIN to the
-// close that follows at once: dst is the other direction's source, read to
-// its EOF, so the close sends a FIN and not a reset, and the shutdown(2)
-// would only cost a syscall.
-func copyConn(dst, src net.Conn, ended *atomic.Bool) error {
-	d, dok := dst.(syscall.Conn)
-	s, sok := src.(syscall.Conn)
-	if dok && sok {
-		drc, derr := d.SyscallConn()
-		src, serr := s.SyscallConn()
-		if derr == nil && serr == nil {
-			if err := rawCopy(drc, src); err != nil {
-				return err
-			}
-			if !ended.Swap(true) {
-				closeWrite(drc)
-			}
-			return nil
-		}
-	}
-	if _, err := io.Copy(dst, src); err != nil {
+// forget closes a registered connection and uncounts it.
+func (r *Relay) forget(c *conn) {
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+	c.close()
+	r.release(c.gen)
+}
+
+// writeHeader writes the PROXY protocol header to the backend, which has
+// DialTimeout to take it.
+func (r *Relay) writeHeader(backend endpoint, hdr []byte) error {
+	w := backend.(interface {
+		Write([]byte) (int, error)
+		SetWriteDeadline(time.Time) error
+	})
+	w.SetWriteDeadline(time.Now().Add(r.o.DialTimeout))
+	defer w.SetWriteDeadline(time.Time{})
+	_, err := w.Write(hdr)
+	return err
+}
+
+// copyConn copies src to dst until src's EOF, then half-closes dst, with
+// rawCopy. The second direction to reach EOF leaves dst's FIN to the close
+// that follows at once: dst is the other direction's source, read to its
+// EOF, so the close sends a FIN and not a reset, and the shutdown(2) would
+// only cost a syscall.
+func copyConn(dst, src syscall.Conn, ended *atomic.Bool) error {
+	drc, err := dst.SyscallConn()
+	if err != nil {
 		return err
 	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok && !ended.Swap(true) {
-		cw.CloseWrite()
+	srcrc, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if err := rawCopy(drc, srcrc); err != nil {
+		return err
+	}
+	if !ended.Swap(true) {
+		closeWrite(drc)
 	}
 	return nil
 }
@@ -453,7 +501,7 @@ func (r *Relay) watchIdle(c *conn) *time.Timer {
 		idle, err := idleFor(c.backend)
 		if err != nil || idle >= r.o.IdleTimeout {
 			if err == nil {
-				r.o.Log.Debug("closing idle connection", "client", c.client.RemoteAddr().String(), "idle", idle)
+				r.o.Log.Debug("closing idle connection", "client", c.clientAddr().String(), "idle", idle)
 			}
 			c.close()
 			return
@@ -468,7 +516,7 @@ func (r *Relay) watchIdle(c *conn) *time.Timer {
 // idleFor is how long ago the backend socket last sent or received data:
 // what went to the backend came from the client and what came from it went
 // to the client, so it is the connection's idleness both ways.
-func idleFor(backend *net.TCPConn) (time.Duration, error) {
+func idleFor(backend endpoint) (time.Duration, error) {
 	rc, err := backend.SyscallConn()
 	if err != nil {
 		return 0, err

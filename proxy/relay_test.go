@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rotini-dev/rotini/procfs"
 )
 
@@ -603,4 +605,57 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 	})
+}
+
+// The relay's sockets keep what package net gave them when it accepted
+// and dialed them: the client's has TCP_NODELAY and Go's keep-alive
+// probes (inherited from the listening socket, where the relay sets them
+// once), the backend's has TCP_NODELAY and no probes.
+func TestSocketOptions(t *testing.T) {
+	r, addr := startRelay(t, Options{})
+	r.SetTarget(1, startBackend(t, bannerEcho("A")))
+	c := dial(t, addr)
+	c.line(t)
+	var rc *conn
+	r.mu.Lock()
+	for k := range r.conns {
+		rc = k
+	}
+	r.mu.Unlock()
+	if rc == nil {
+		t.Fatal("no relayed connection registered")
+	}
+	opt := func(s endpoint, level, name int) int {
+		t.Helper()
+		raw, err := s.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		var serr error
+		raw.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), level, name) })
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		return v
+	}
+	for _, o := range []struct {
+		what        string
+		s           endpoint
+		level, name int
+		want        int
+	}{
+		{"client TCP_NODELAY", rc.client, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		{"client SO_KEEPALIVE", rc.client, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{"client TCP_KEEPIDLE", rc.client, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
+		{"client TCP_KEEPINTVL", rc.client, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepAliveInterval},
+		{"client TCP_KEEPCNT", rc.client, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
+		{"backend TCP_NODELAY", rc.backend, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		{"backend SO_KEEPALIVE", rc.backend, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0},
+	} {
+		if got := opt(o.s, o.level, o.name); got != o.want {
+			t.Errorf("%s = %d, want %d", o.what, got, o.want)
+		}
+	}
+	c.roundTrip(t, "still relaying")
 }

@@ -11,7 +11,7 @@ set -euo pipefail
 
 mode=${1:-test}
 test_pkgs=(util-linux procps psmisc iproute2 nftables nodejs python3 gunicorn python3-uvicorn wrk curl inotify-tools)
-bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey entr haproxy nginx libnginx-mod-stream gunicorn python3-uvicorn)
+bench_pkgs=(tini dumb-init catatonit hyperfine wrk hey entr haproxy nginx libnginx-mod-stream gunicorn python3-uvicorn strace)
 # docker: a static busybox for the FROM scratch test images (/bin/sh), and
 # debootstrap for docker/base/build-python-base.sh (the local python:3.12-slim).
 docker_pkgs=(busybox-static debootstrap)
