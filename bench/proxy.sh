@@ -54,10 +54,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build_rotini="CGO_ENABLED=0 go build -trimpath -o rotini ."
+build_rotini="CGO_ENABLED=0 go build -trimpath -ldflags -E=github.com/rotini-dev/rotini/sigstate.entry -o rotini ."
 build_app="CGO_ENABLED=0 go build -trimpath -o testapp ./test/testapp"
 log "building rotini and the testapp into $tmp"
-CGO_ENABLED=0 go build -trimpath -o "$tmp/rotini" .
+CGO_ENABLED=0 go build -trimpath -ldflags "-E=github.com/rotini-dev/rotini/sigstate.entry" -o "$tmp/rotini" .
 CGO_ENABLED=0 go build -trimpath -o "$tmp/testapp" ./test/testapp
 
 free_port() {
