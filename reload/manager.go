@@ -3,16 +3,14 @@ package reload
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/proxy"
@@ -33,31 +31,11 @@ type Manager struct {
 	appDone chan appDone
 	outputs outputs // prefixed worker output
 
-	notifyDir    string
-	notifyMarker *net.UnixConn
-	notify       map[string]*notifyServer // by app name
+	notify *activation.Notifier // the apps' notify sockets and their routing
 
-	mu      sync.Mutex
-	workers map[int]notifyTarget // pid -> notify handler
-	parked  []parkedMsg          // notify messages from not yet registered pids
-	code    *int                 // first crash-loop code
+	mu   sync.Mutex
+	code *int // first crash-loop code
 }
-
-// parkedMsg is a notify message that arrived before its worker's pid was
-// registered: a fast worker can send READY=1 between fork and the moment
-// the app's goroutine records the pid.
-type parkedMsg struct {
-	app        string
-	candidates []int
-	msg        notifyMsg
-	at         time.Time
-}
-
-// Parked messages are kept this long, and at most this many.
-const (
-	parkTTL = 30 * time.Second
-	parkMax = 1024
-)
 
 // New prepares a Manager; Start starts the apps' first generations.
 func New(o Options) (*Manager, error) {
@@ -68,8 +46,6 @@ func New(o Options) (*Manager, error) {
 		byName:  map[string]*app{},
 		doneC:   make(chan int, 1),
 		appDone: make(chan appDone, len(o.Apps)),
-		workers: map[int]notifyTarget{},
-		notify:  map[string]*notifyServer{},
 	}
 	known := map[string]bool{}
 	if o.Sockets != nil {
@@ -92,38 +68,15 @@ func New(o Options) (*Manager, error) {
 		m.apps = append(m.apps, a)
 		m.byName[ao.Name] = a
 	}
-	// Each app's notify socket exists even if it does not ask for it now,
-	// so that a reload that turns `notify` on needs no restart.
-	dir, err := newNotifyDir(o.Log.Named("notify"), o.RuntimeDir)
+	names := make([]string, len(m.apps))
+	for i, a := range m.apps {
+		names[i] = a.name
+	}
+	n, err := activation.NewNotifier(o.Log, o.RuntimeDir, names)
 	if err != nil {
 		return nil, err
 	}
-	m.notifyDir = dir
-	// notify.sock marks the directory as alive for as long as this rotini
-	// is: a rotini that starts later in the same runtime directory can
-	// tell a dead one's directory (connection refused) from a live one's.
-	// Nothing reads it and no worker is given it.
-	marker, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
-	if err != nil {
-		m.closeNotify()
-		return nil, fmt.Errorf("notify socket: %w", err)
-	}
-	_ = os.Chmod(filepath.Join(dir, "notify.sock"), 0o600)
-	m.notifyMarker = marker
-	for i, a := range m.apps {
-		name := a.name
-		path := filepath.Join(dir, "app-"+name+".sock")
-		if len(path) > sockets.MaxUnixPath {
-			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
-		}
-		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
-			func(c []int, msg notifyMsg) { m.deliver(name, c, msg) })
-		if err != nil {
-			m.closeNotify()
-			return nil, err
-		}
-		m.notify[name] = n
-	}
+	m.notify = n
 	return m, nil
 }
 
@@ -133,9 +86,7 @@ func New(o Options) (*Manager, error) {
 // the first generation nor the control socket. A watcher that cannot start
 // is logged; its app runs without it.
 func (m *Manager) Start() {
-	for _, n := range m.notify {
-		go n.serve()
-	}
+	m.notify.Serve()
 	for _, a := range m.apps {
 		go a.run(m.appDone)
 	}
@@ -223,96 +174,13 @@ func (m *Manager) wait() {
 			w.Close()
 		}
 	}
-	m.closeNotify()
+	m.notify.Close()
 	for _, a := range m.apps {
 		for _, r := range a.relays {
 			r.Close()
 		}
 	}
 	m.doneC <- code
-}
-
-func (m *Manager) closeNotify() {
-	for _, n := range m.notify {
-		n.close()
-	}
-	if m.notifyMarker != nil {
-		m.notifyMarker.Close()
-	}
-	if m.notifyDir != "" {
-		_ = os.RemoveAll(m.notifyDir)
-	}
-}
-
-// notifyTarget is a registered worker: its app, and where its messages go.
-type notifyTarget struct {
-	app string
-	h   func(notifyMsg)
-}
-
-// register records a worker of app and its notify handler, and replays,
-// from another goroutine, any message that was waiting for it on app's
-// socket (the handler feeds the app's loop, which is the caller).
-func (m *Manager) register(app string, pid int, h func(notifyMsg)) {
-	m.mu.Lock()
-	m.workers[pid] = notifyTarget{app: app, h: h}
-	var replay []notifyMsg
-	keep := m.parked[:0]
-	for _, p := range m.parked {
-		if p.app == app && slices.Contains(p.candidates, pid) {
-			replay = append(replay, p.msg)
-		} else {
-			keep = append(keep, p)
-		}
-	}
-	m.parked = keep
-	m.mu.Unlock()
-	if len(replay) > 0 {
-		go func() {
-			for _, msg := range replay {
-				h(msg)
-			}
-		}()
-	}
-}
-
-func (m *Manager) unregister(pid int) {
-	m.mu.Lock()
-	delete(m.workers, pid)
-	m.mu.Unlock()
-}
-
-// deliver gives a notify message that arrived on app's socket to the
-// worker of app it belongs to, or parks it until that worker is
-// registered. A worker of another app among the candidates gets nothing:
-// the nearest registered ancestor decides, and if it is not app's, the
-// message is not app's either.
-func (m *Manager) deliver(app string, candidates []int, msg notifyMsg) {
-	m.mu.Lock()
-	for _, c := range candidates {
-		if t, ok := m.workers[c]; ok {
-			m.mu.Unlock()
-			if t.app == app {
-				t.h(msg)
-			} else {
-				m.o.Log.Debug("notify message from another app's worker dropped", "app", app, "pid", msg.Pid, "worker_of", t.app)
-			}
-			return
-		}
-	}
-	now := time.Now()
-	keep := m.parked[:0]
-	for _, p := range m.parked {
-		if now.Sub(p.at) < parkTTL {
-			keep = append(keep, p)
-		}
-	}
-	m.parked = append(keep, parkedMsg{app: app, candidates: candidates, msg: msg, at: now})
-	if len(m.parked) > parkMax {
-		m.parked = m.parked[len(m.parked)-parkMax:]
-	}
-	m.mu.Unlock()
-	m.o.Log.Debug("notify message parked until its worker is known", "pid", msg.Pid, "ready", msg.Ready)
 }
 
 // crashLoop ends rotini: every app stops and rotini exits with code.

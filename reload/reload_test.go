@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sigstate"
 	"github.com/rotini-dev/rotini/sockets"
@@ -23,7 +24,7 @@ import (
 // listeners are started through /proc/self/exe, which here is the test binary,
 // and so is every process when the test inherited signals to restore.
 func TestMain(m *testing.M) {
-	ExecShimIfAsked()
+	activation.ExecShimIfAsked()
 	sigstate.ExecShimIfAsked()
 	os.Exit(m.Run())
 }
@@ -241,34 +242,6 @@ func pids(s AppStatus) string {
 	return fmt.Sprint(out)
 }
 
-// TestNotifyBeforeRegister: a READY=1 that arrives before the app's goroutine
-// has recorded the worker's pid is kept and replayed, not lost (a lost one
-// rolls back a healthy release after its ready timeout). The control: a
-// message for a pid that never registers reaches nobody.
-func TestNotifyBeforeRegister(t *testing.T) {
-	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
-	got := make(chan notifyMsg, 2)
-	m.deliver("web", []int{4242, 4240}, notifyMsg{Pid: 4242, Ready: true})
-	m.deliver("web", []int{5555}, notifyMsg{Pid: 5555, Ready: true})
-	m.register("web", 4240, func(msg notifyMsg) { got <- msg })
-	select {
-	case msg := <-got:
-		if msg.Pid != 4242 || !msg.Ready {
-			t.Errorf("replayed %+v, want READY=1 from 4242", msg)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("parked READY=1 was not replayed on register")
-	}
-	select {
-	case msg := <-got:
-		t.Errorf("a message for another pid reached this worker: %+v", msg)
-	case <-time.After(100 * time.Millisecond):
-	}
-	if len(m.parked) != 1 || m.parked[0].msg.Pid != 5555 {
-		t.Errorf("parked = %+v, want only 5555's message", m.parked)
-	}
-}
-
 // TestSpawnExpressionsOutsideWorker: an app whose command names fd.http
 // (uvicorn's `--fd ${fd.http}`) must still have its code directory resolved
 // and its before_reload run, both of which evaluate the spawn expressions
@@ -298,21 +271,6 @@ func TestSpawnExpressionsOutsideWorker(t *testing.T) {
 	}
 	if r := h.reload(t); !r.OK {
 		t.Errorf("reload with before_reload failed: %+v", r)
-	}
-}
-
-// TestNotifyOtherAppNotCredited: a message that arrived on one app's socket
-// never reaches a worker of another app, parked or not.
-func TestNotifyOtherAppNotCredited(t *testing.T) {
-	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
-	got := make(chan notifyMsg, 2)
-	m.deliver("a", []int{7001, 7000}, notifyMsg{Pid: 7001, Ready: true}) // parked
-	m.register("b", 7000, func(msg notifyMsg) { got <- msg })
-	m.deliver("a", []int{7002, 7000}, notifyMsg{Pid: 7002, Ready: true}) // registered, but b's
-	select {
-	case msg := <-got:
-		t.Errorf("app a's message reached a worker of app b: %+v", msg)
-	case <-time.After(100 * time.Millisecond):
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rotini-dev/rotini/activation"
 )
 
 // The reload state machine, driven event by event on the fakes of
@@ -41,7 +43,7 @@ func sayReady(keys ...string) step {
 		for _, k := range keys {
 			from := w.mark()
 			p := w.procs.wait(w.t, k)
-			w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+			w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 			w.await(from, "notify "+k)
 		}
 	}}
@@ -51,7 +53,7 @@ func sayReady(keys ...string) step {
 func readyLate(key string) step {
 	return step{"late READY=1 from " + key, func(w *world) {
 		p := w.procs.wait(w.t, key)
-		w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+		w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 		w.barrier()
 	}}
 }
@@ -221,7 +223,7 @@ func readyNow(key string) inject {
 	return inject{"READY=1 from " + key, func(w *world) string {
 		n := len(w.a.events)
 		p := w.procs.wait(w.t, key)
-		w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+		w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 		w.queued(n + 1)
 		return "notify " + key
 	}}
@@ -792,7 +794,7 @@ func workerOf(gen int) func(w *world) error {
 			if len(p.files) != 4 || p.files[3] != w.socks.fd(gen) {
 				errs = append(errs, fmt.Errorf("%s has files %v, want 0 1 2 and generation %d's socket %d", p.key, p.files, gen, w.socks.fd(gen)))
 			}
-			for k, v := range map[string]string{"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http", "ROTINI_APP": "fake", "ROTINI_GENERATION": fmt.Sprint(gen), "ROTINI_WORKER": fmt.Sprint(i), "NOTIFY_SOCKET": w.m.notify["fake"].path} {
+			for k, v := range map[string]string{"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http", "ROTINI_APP": "fake", "ROTINI_GENERATION": fmt.Sprint(gen), "ROTINI_WORKER": fmt.Sprint(i), "NOTIFY_SOCKET": w.m.notify.Path("fake")} {
 				if got := p.getenv(k); got != v {
 					errs = append(errs, fmt.Errorf("%s has %s=%q, want %q", p.key, k, got, v))
 				}
