@@ -1,7 +1,6 @@
 package reload
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -13,8 +12,6 @@ import (
 	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/procfs"
-	"github.com/rotini-dev/rotini/proxy"
-	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
@@ -37,9 +34,11 @@ type Manager struct {
 	code *int // first crash-loop code
 }
 
-// New prepares a Manager; Start starts the apps' first generations.
+// New prepares a Manager; Start starts the apps' first generations. It
+// leaves the process's descriptors as they are: a caller whose inherited
+// descriptors must not reach workers calls reaper.CloseInheritedOnExec
+// first, as rotini's managed mode does.
 func New(o Options) (*Manager, error) {
-	reaper.CloseInheritedOnExec()
 	m := &Manager{
 		o:       o,
 		clock:   realClock{},
@@ -61,7 +60,7 @@ func New(o Options) (*Manager, error) {
 		}
 		a := newApp(m, ao)
 		if ao.Proxy != nil {
-			if err := m.startRelays(a); err != nil {
+			if err := startRelays(a, o.Sockets); err != nil {
 				return nil, fmt.Errorf("app %q: %w", ao.Name, err)
 			}
 		}
@@ -93,65 +92,15 @@ func (m *Manager) Start() {
 	for _, a := range m.apps {
 		if a.watchOpts != nil {
 			go func() {
-				if w := m.startWatcher(a); w != nil {
+				// The same path as HUP: the config is read again too.
+				reload := func(why string) { m.reload([]string{a.name}, nil, nil, why) }
+				if w := startWatcher(a, reload); w != nil {
 					a.watcher.Store(w)
 				}
 			}()
 		}
 	}
 	go m.wait()
-}
-
-func (m *Manager) startWatcher(a *app) *watch.Watcher {
-	o := *a.watchOpts
-	o.Log = a.log.Named("watch")
-	o.OnChange = func(c watch.Change) {
-		why := fmt.Sprintf("watch: %d changed", c.Count)
-		if len(c.Paths) > 0 {
-			why += " (" + c.Paths[0]
-			if c.Count > 1 {
-				why += ", …"
-			}
-			why += ")"
-		}
-		// The same path as HUP: the config is read again too.
-		m.reload([]string{a.name}, nil, nil, why)
-	}
-	w, err := watch.New(o)
-	if err != nil {
-		a.log.Error("cannot watch; reload by signal or CLI only", "paths", o.Paths, "error", err)
-		return nil
-	}
-	w.Start()
-	return w
-}
-
-// startRelays starts proxy mode for a: rotini accepts on a's listeners and
-// relays to the serving generation's ports. The sockets are shared by every
-// generation (the relay, not the kernel, picks the generation).
-func (m *Manager) startRelays(a *app) error {
-	a.relays = map[string]*proxy.Relay{}
-	a.ports = &proxy.Ports{Min: a.o.Proxy.PortMin, Max: a.o.Proxy.PortMax}
-	for _, name := range a.o.Listen {
-		s, err := m.o.Sockets.Socket(name, 1)
-		if err != nil {
-			return err
-		}
-		ln, err := proxy.FileListener(s.File)
-		if err != nil {
-			return fmt.Errorf("listener %s: %w", name, err)
-		}
-		o := a.o.Proxy.Relay
-		o.Log = a.log.Named("proxy").With("listener", name)
-		r := proxy.New(ln, o)
-		a.relays[name] = r
-		go func() {
-			if err := r.Serve(); err != nil && !errors.Is(err, proxy.ErrClosed) {
-				o.Log.Error("relay stopped", "error", err)
-			}
-		}()
-	}
-	return nil
 }
 
 func (m *Manager) wait() {
