@@ -18,6 +18,10 @@
 //   - Each app's state is owned by one goroutine; everything else sends it
 //     requests on channels. Reloads of one app are serialized, and requests
 //     that arrive during a reload coalesce into one more.
+//   - The config is read (Options.Reconfigure) only on the Manager's
+//     reloader goroutine, once for every request queued while it read the
+//     last: Reload and ReloadApps queue and return, so that the PID-1
+//     signal loop never waits for a config file.
 //   - Nothing a generation started outlives its drain: helpers that left
 //     a worker's process group (setsid, double fork) are found by the
 //     ROTINI_APP/ROTINI_GENERATION of their environment and stopped with

@@ -18,7 +18,8 @@ import (
 
 // Manager runs every app of a config and is rotini's workload in managed
 // mode. Its methods may be called from any goroutine; each forwards to the
-// apps' goroutines and returns without waiting for processes.
+// apps' goroutines (or, for a reload, its reloader goroutine) and returns
+// without waiting for processes or the config.
 type Manager struct {
 	o       Options
 	clock   clock // the real one, except in the state machine's tests
@@ -28,7 +29,8 @@ type Manager struct {
 	appDone chan appDone
 	outputs outputs // prefixed worker output
 
-	notify *activation.Notifier // the apps' notify sockets and their routing
+	notify   *activation.Notifier // the apps' notify sockets and their routing
+	requests reloads              // reloads waiting for the config to be read
 
 	mu   sync.Mutex
 	code *int // first crash-loop code
@@ -40,11 +42,12 @@ type Manager struct {
 // first, as rotini's managed mode does.
 func New(o Options) (*Manager, error) {
 	m := &Manager{
-		o:       o,
-		clock:   realClock{},
-		byName:  map[string]*app{},
-		doneC:   make(chan int, 1),
-		appDone: make(chan appDone, len(o.Apps)),
+		o:        o,
+		clock:    realClock{},
+		byName:   map[string]*app{},
+		doneC:    make(chan int, 1),
+		appDone:  make(chan appDone, len(o.Apps)),
+		requests: reloads{wake: make(chan struct{}, 1), quit: make(chan struct{})},
 	}
 	known := map[string]bool{}
 	if o.Sockets != nil {
@@ -86,6 +89,7 @@ func New(o Options) (*Manager, error) {
 // is logged; its app runs without it.
 func (m *Manager) Start() {
 	m.notify.Serve()
+	go m.reloader()
 	for _, a := range m.apps {
 		go a.run(m.appDone)
 	}
@@ -124,6 +128,7 @@ func (m *Manager) wait() {
 		}
 	}
 	m.notify.Close()
+	close(m.requests.quit)
 	for _, a := range m.apps {
 		for _, r := range a.relays {
 			r.Close()
@@ -173,71 +178,17 @@ func (m *Manager) Supersede(by string) {
 }
 
 // Reload re-reads the configuration and reloads every app; results are
-// logged. It is what HUP does.
+// logged. It is what HUP does, and returns at once: the config is read on
+// the Manager's reloader goroutine, never on the caller's (the PID-1
+// signal loop).
 func (m *Manager) Reload() { m.ReloadApps(nil, nil, nil) }
 
 // ReloadApps reloads the named apps (all when names is empty) and sends one
-// Result per app on reply, if reply is not nil. An invalid config fails every
-// app's reload at once and changes nothing.
+// Result per app on reply, if reply is not nil, once its reload is done. An
+// invalid config fails every app's reload at once and changes nothing. It
+// returns at once, as Reload does.
 func (m *Manager) ReloadApps(names []string, reply chan<- Result, progress chan<- Event) {
 	m.reload(names, reply, progress, "")
-}
-
-func (m *Manager) reload(names []string, reply chan<- Result, progress chan<- Event, why string) {
-	targets := m.apps
-	if len(names) > 0 {
-		targets = nil
-		for _, n := range names {
-			a := m.byName[n]
-			if a == nil {
-				if reply != nil {
-					reply <- Result{App: n, Reason: fmt.Sprintf("no app named %q", n)}
-				}
-				continue
-			}
-			targets = append(targets, a)
-		}
-	}
-	var opts map[string]*AppOptions
-	if m.o.Reconfigure != nil {
-		apps, notes, err := m.o.Reconfigure()
-		if err != nil {
-			m.o.Log.Error("reload refused, keeping the running config", "error", err)
-			// Through each app's loop, which knows the generation that
-			// goes on serving.
-			for _, a := range targets {
-				a.send(reloadReq{reply: reply, progress: progress, fail: err.Error()})
-			}
-			return
-		}
-		if progress != nil {
-			for _, n := range notes {
-				select {
-				case progress <- Event{Time: time.Now(), App: "rotini", Kind: "note", Message: n}:
-				default:
-				}
-			}
-		}
-		opts = map[string]*AppOptions{}
-		for i := range apps {
-			opts[apps[i].Name] = &apps[i]
-		}
-	}
-	for _, a := range targets {
-		var o *AppOptions
-		if opts != nil {
-			o = opts[a.name]
-			if o == nil {
-				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.name)
-			}
-		}
-		a.send(reloadReq{opts: o, reply: reply, progress: progress, why: why})
-	}
-	for name := range opts {
-		if m.byName[name] == nil {
-			m.o.Log.Warn("reload: new app in config; adding apps needs a restart of rotini", "app", name)
-		}
-	}
 }
 
 // Scale changes every app's worker count by delta (TTIN/TTOU).

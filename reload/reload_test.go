@@ -2,11 +2,13 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -306,4 +308,83 @@ func TestReconfigureFromManyGoroutines(t *testing.T) {
 	}
 	wg.Wait()
 	h.settled(t)
+}
+
+// TestReloadDoesNotWaitForTheConfig: Reload, which the PID-1 signal loop
+// calls for a HUP, returns while the config is still being read, so that a
+// slow read delays no signal; a ReloadApps's reply still comes only once
+// the reload is done, with the new config applied. Reconfigure blocks until
+// Reload has returned: were it called on Reload's goroutine, neither would
+// ever return (the minute is a guard against that hang, not a measure).
+func TestReloadDoesNotWaitForTheConfig(t *testing.T) {
+	o := sleeper(1)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
+		entered <- struct{}{}
+		<-release
+		next := o
+		next.Workers = 2
+		return []AppOptions{next}, nil, nil
+	})
+	h.settled(t)
+	reply := make(chan Result, 1)
+	returned := make(chan struct{})
+	go func() {
+		h.m.ReloadApps(nil, reply, nil)
+		h.m.Reload()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(time.Minute):
+		close(release) // let the old code's Reload return, and fail
+		t.Fatal("Reload and ReloadApps waited for Reconfigure to read the config")
+	}
+	<-entered // the config is being read now, and cannot finish
+	select {
+	case r := <-reply:
+		t.Fatalf("reply before the config was read: %+v", r)
+	default:
+	}
+	close(release)
+	select {
+	case r := <-reply:
+		if !r.OK {
+			t.Fatalf("reload failed: %+v", r)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no reply once the config was read")
+	}
+	if st := h.settled(t); st.Workers != 2 {
+		t.Errorf("serving with %d workers, want the new config's 2", st.Workers)
+	}
+}
+
+// TestInvalidConfigFailsEveryReload: a config that cannot be read fails
+// each app's reload, named or not, and the serving generation goes on
+// with its options.
+func TestInvalidConfigFailsEveryReload(t *testing.T) {
+	h := newHarnessWith(t, sleeper(1), func() ([]AppOptions, []string, error) {
+		return nil, nil, errors.New("config.hcl:3: broken")
+	})
+	before := h.settled(t)
+	reply := make(chan Result, 2)
+	h.m.ReloadApps([]string{"app", "nope"}, reply, nil)
+	for range 2 {
+		select {
+		case r := <-reply:
+			if r.OK {
+				t.Errorf("reload of %s succeeded on an invalid config: %+v", r.App, r)
+			}
+			if r.App == "app" && !strings.Contains(r.Reason, "broken") {
+				t.Errorf("app's reload failed for %q, want the config's error", r.Reason)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no reply for an invalid config")
+		}
+	}
+	if st := h.settled(t); st.Serving != before.Serving || st.Workers != before.Workers {
+		t.Errorf("serving %d with %d workers after a refused config, want %d with %d", st.Serving, st.Workers, before.Serving, before.Workers)
+	}
 }
