@@ -1,7 +1,7 @@
 package main
 
-import "github.com/rotini-dev/rotini/reload"
+import "github.com/rotini-dev/rotini/activation"
 
-// execShimIfAsked runs the worker shim (see package reload) when this process
+// execShimIfAsked runs the worker shim (see package activation) when this process
 // is one; it must come before anything else in main.
-func execShimIfAsked() { reload.ExecShimIfAsked() }
+func execShimIfAsked() { activation.ExecShimIfAsked() }

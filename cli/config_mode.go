@@ -19,6 +19,7 @@ import (
 	"github.com/rotini-dev/rotini/hold"
 	pid1 "github.com/rotini-dev/rotini/init"
 	"github.com/rotini-dev/rotini/proxy"
+	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/reload"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
@@ -124,6 +125,7 @@ func (c *CLI) runConfig(o *runOptions, cmd []string) int {
 	r, stopReaper := c.startReaper(log)
 	defer stopReaper()
 	rc := &reconfigurer{log: log, path: o.config, flags: o, running: cfg}
+	reaper.CloseInheritedOnExec() // nothing rotini inherited reaches a worker
 	m, err = reload.New(reload.Options{
 		Log:        log,
 		Reaper:     r,

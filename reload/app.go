@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/exitcode"
 	pid1 "github.com/rotini-dev/rotini/init"
@@ -568,7 +569,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 	w := &worker{gen: g, index: index, pid: pid, started: a.m.clock.Now(), cancel: make(chan struct{}), restarts: restarts}
 	g.workers[index] = w
 	a.forkWorked(g, index)
-	a.m.register(a.name, pid, func(msg notifyMsg) { a.send(evNotify{w, msg}) })
+	a.m.notify.Register(a.name, pid, func(msg activation.Msg) { a.send(evNotify{w, msg}) })
 	go func() { a.send(evExit{w, <-exit}) }()
 	a.log.Info("worker started", "generation", g.num, "worker", index, "pid", pid)
 	if g.state == draining {
@@ -764,7 +765,7 @@ func (a *app) notReady(g *generation) string {
 func (a *app) workerExited(w *worker, e reaper.Exit) {
 	g := w.gen
 	a.forget(w)
-	a.m.unregister(w.pid)
+	a.m.notify.Unregister(w.pid)
 	lvl := hclog.Warn
 	if g.state == draining || w.state == stopping {
 		lvl = hclog.Info // expected

@@ -18,14 +18,18 @@
 //   - Each app's state is owned by one goroutine; everything else sends it
 //     requests on channels. Reloads of one app are serialized, and requests
 //     that arrive during a reload coalesce into one more.
+//   - The config is read (Options.Reconfigure) only on the Manager's
+//     reloader goroutine, once for every request queued while it read the
+//     last: Reload and ReloadApps queue and return, so that the PID-1
+//     signal loop never waits for a config file.
 //   - Nothing a generation started outlives its drain: helpers that left
 //     a worker's process group (setsid, double fork) are found by the
 //     ROTINI_APP/ROTINI_GENERATION of their environment and stopped with
 //     it, and the generation is drained only when they are gone too.
 //   - A READY=1 counts only for the worker that sent it or an ancestor
-//     worker of the sender, and only on the worker's own app's socket:
-//     no process group, no other app, no other user can make a worker
-//     ready.
+//     worker of the sender, and only on the worker's own app's socket
+//     (package activation attributes it; each worker's pid is registered
+//     with the app's activation.Notifier from its start to its exit).
 //   - Every process started here (workers, before_reload, exec probes) is
 //     started and signalled through Options.Reaper, a Processes (rotini's
 //     reaper), and nothing here waits for a process except by reading the
@@ -49,9 +53,6 @@
 // including those that real processes make rare, without waiting for time
 // to pass (statemachine_test.go).
 //
-// LISTEN_PID must equal the pid of the process that reads it, which a Go
-// parent cannot set between fork and exec. rotini starts each worker through
-// a shim: its own binary (/proc/self/exe) with ShimEnv set, which sets
-// LISTEN_PID to its own pid and execs the real command; the pid survives exec.
-// The shim is only used for workers that receive listeners.
+// Workers that receive listeners are started through activation's
+// LISTEN_PID shim (activation.ShimPath), so that LISTEN_PID is theirs.
 package reload

@@ -3,6 +3,7 @@ package reload
 import (
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 )
@@ -56,7 +57,7 @@ type (
 	// evNotify: an sd_notify message attributed to the worker.
 	evNotify struct {
 		w   *worker
-		msg notifyMsg
+		msg activation.Msg
 	}
 	// evProbed: the worker's readiness checks passed.
 	evProbed struct{ w *worker }

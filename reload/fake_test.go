@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
@@ -120,7 +121,7 @@ func newFakeProcs(tr *trace) *fakeProcs {
 
 func (p *fakeProcs) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan reaper.Exit, error) {
 	proc := &fakeProc{path: path, argv: argv, env: attr.Env, dir: attr.Dir, files: slices.Clone(attr.Files), exit: make(chan reaper.Exit, 1)}
-	if proc.getenv(ShimEnv) != "" {
+	if proc.getenv(activation.ShimEnv) != "" {
 		// Started through the LISTEN_PID shim: it would exec argv[1].
 		proc.shim, proc.path, proc.argv = true, argv[1], argv[2:]
 	}

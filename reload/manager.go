@@ -1,30 +1,26 @@
 package reload
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/hold"
 	"github.com/rotini-dev/rotini/procfs"
-	"github.com/rotini-dev/rotini/proxy"
-	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sockets"
 	"github.com/rotini-dev/rotini/watch"
 )
 
 // Manager runs every app of a config and is rotini's workload in managed
 // mode. Its methods may be called from any goroutine; each forwards to the
-// apps' goroutines and returns without waiting for processes.
+// apps' goroutines (or, for a reload, its reloader goroutine) and returns
+// without waiting for processes or the config.
 type Manager struct {
 	o       Options
 	clock   clock // the real one, except in the state machine's tests
@@ -34,43 +30,25 @@ type Manager struct {
 	appDone chan appDone
 	outputs outputs // prefixed worker output
 
-	notifyDir    string
-	notifyMarker *net.UnixConn
-	notify       map[string]*notifyServer // by app name
+	notify   *activation.Notifier // the apps' notify sockets and their routing
+	requests reloads              // reloads waiting for the config to be read
 
-	mu      sync.Mutex
-	workers map[int]notifyTarget // pid -> notify handler
-	parked  []parkedMsg          // notify messages from not yet registered pids
-	code    *int                 // first crash-loop code
+	mu   sync.Mutex
+	code *int // first crash-loop code
 }
 
-// parkedMsg is a notify message that arrived before its worker's pid was
-// registered: a fast worker can send READY=1 between fork and the moment
-// the app's goroutine records the pid.
-type parkedMsg struct {
-	app        string
-	candidates []int
-	msg        notifyMsg
-	at         time.Time
-}
-
-// Parked messages are kept this long, and at most this many.
-const (
-	parkTTL = 30 * time.Second
-	parkMax = 1024
-)
-
-// New prepares a Manager; Start starts the apps' first generations.
+// New prepares a Manager; Start starts the apps' first generations. It
+// leaves the process's descriptors as they are: a caller whose inherited
+// descriptors must not reach workers calls reaper.CloseInheritedOnExec
+// first, as rotini's managed mode does.
 func New(o Options) (*Manager, error) {
-	reaper.CloseInheritedOnExec()
 	m := &Manager{
-		o:       o,
-		clock:   realClock{},
-		byName:  map[string]*app{},
-		doneC:   make(chan int, 1),
-		appDone: make(chan appDone, len(o.Apps)),
-		workers: map[int]notifyTarget{},
-		notify:  map[string]*notifyServer{},
+		o:        o,
+		clock:    realClock{},
+		byName:   map[string]*app{},
+		doneC:    make(chan int, 1),
+		appDone:  make(chan appDone, len(o.Apps)),
+		requests: reloads{wake: make(chan struct{}, 1), quit: make(chan struct{})},
 	}
 	known := map[string]bool{}
 	if o.Sockets != nil {
@@ -86,45 +64,22 @@ func New(o Options) (*Manager, error) {
 		}
 		a := newApp(m, ao)
 		if ao.Proxy != nil {
-			if err := m.startRelays(a); err != nil {
+			if err := startRelays(a, o.Sockets); err != nil {
 				return nil, fmt.Errorf("app %q: %w", ao.Name, err)
 			}
 		}
 		m.apps = append(m.apps, a)
 		m.byName[ao.Name] = a
 	}
-	// Each app's notify socket exists even if it does not ask for it now,
-	// so that a reload that turns `notify` on needs no restart.
-	dir, err := newNotifyDir(o.Log.Named("notify"), o.RuntimeDir)
+	names := make([]string, len(m.apps))
+	for i, a := range m.apps {
+		names[i] = a.name
+	}
+	n, err := activation.NewNotifier(o.Log, o.RuntimeDir, names)
 	if err != nil {
 		return nil, err
 	}
-	m.notifyDir = dir
-	// notify.sock marks the directory as alive for as long as this rotini
-	// is: a rotini that starts later in the same runtime directory can
-	// tell a dead one's directory (connection refused) from a live one's.
-	// Nothing reads it and no worker is given it.
-	marker, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
-	if err != nil {
-		m.closeNotify()
-		return nil, fmt.Errorf("notify socket: %w", err)
-	}
-	_ = os.Chmod(filepath.Join(dir, "notify.sock"), 0o600)
-	m.notifyMarker = marker
-	for i, a := range m.apps {
-		name := a.name
-		path := filepath.Join(dir, "app-"+name+".sock")
-		if len(path) > sockets.MaxUnixPath {
-			path = filepath.Join(dir, fmt.Sprintf("app-%d.sock", i))
-		}
-		n, err := newNotifyServer(o.Log.Named("notify").Named(name), path,
-			func(c []int, msg notifyMsg) { m.deliver(name, c, msg) })
-		if err != nil {
-			m.closeNotify()
-			return nil, err
-		}
-		m.notify[name] = n
-	}
+	m.notify = n
 	return m, nil
 }
 
@@ -134,74 +89,23 @@ func New(o Options) (*Manager, error) {
 // the first generation nor the control socket. A watcher that cannot start
 // is logged; its app runs without it.
 func (m *Manager) Start() {
-	for _, n := range m.notify {
-		go n.serve()
-	}
+	m.notify.Serve()
+	go m.reloader()
 	for _, a := range m.apps {
 		go a.run(m.appDone)
 	}
 	for _, a := range m.apps {
 		if a.watchOpts != nil {
 			go func() {
-				if w := m.startWatcher(a); w != nil {
+				// The same path as HUP: the config is read again too.
+				reload := func(why string) { m.reload([]string{a.name}, nil, nil, why) }
+				if w := startWatcher(a, reload); w != nil {
 					a.watcher.Store(w)
 				}
 			}()
 		}
 	}
 	go m.wait()
-}
-
-func (m *Manager) startWatcher(a *app) *watch.Watcher {
-	o := *a.watchOpts
-	o.Log = a.log.Named("watch")
-	o.OnChange = func(c watch.Change) {
-		why := fmt.Sprintf("watch: %d changed", c.Count)
-		if len(c.Paths) > 0 {
-			why += " (" + c.Paths[0]
-			if c.Count > 1 {
-				why += ", …"
-			}
-			why += ")"
-		}
-		// The same path as HUP: the config is read again too.
-		m.reload([]string{a.name}, nil, nil, why)
-	}
-	w, err := watch.New(o)
-	if err != nil {
-		a.log.Error("cannot watch; reload by signal or CLI only", "paths", o.Paths, "error", err)
-		return nil
-	}
-	w.Start()
-	return w
-}
-
-// startRelays starts proxy mode for a: rotini accepts on a's listeners and
-// relays to the serving generation's ports. The sockets are shared by every
-// generation (the relay, not the kernel, picks the generation).
-func (m *Manager) startRelays(a *app) error {
-	a.relays = map[string]*proxy.Relay{}
-	a.ports = &proxy.Ports{Min: a.o.Proxy.PortMin, Max: a.o.Proxy.PortMax}
-	for _, name := range a.o.Listen {
-		s, err := m.o.Sockets.Socket(name, 1)
-		if err != nil {
-			return err
-		}
-		ln, err := proxy.FileListener(s.File)
-		if err != nil {
-			return fmt.Errorf("listener %s: %w", name, err)
-		}
-		o := a.o.Proxy.Relay
-		o.Log = a.log.Named("proxy").With("listener", name)
-		r := proxy.New(ln, o)
-		a.relays[name] = r
-		go func() {
-			if err := r.Serve(); err != nil && !errors.Is(err, proxy.ErrClosed) {
-				o.Log.Error("relay stopped", "error", err)
-			}
-		}()
-	}
-	return nil
 }
 
 func (m *Manager) wait() {
@@ -224,96 +128,14 @@ func (m *Manager) wait() {
 			w.Close()
 		}
 	}
-	m.closeNotify()
+	m.notify.Close()
+	close(m.requests.quit)
 	for _, a := range m.apps {
 		for _, r := range a.relays {
 			r.Close()
 		}
 	}
 	m.doneC <- code
-}
-
-func (m *Manager) closeNotify() {
-	for _, n := range m.notify {
-		n.close()
-	}
-	if m.notifyMarker != nil {
-		m.notifyMarker.Close()
-	}
-	if m.notifyDir != "" {
-		_ = os.RemoveAll(m.notifyDir)
-	}
-}
-
-// notifyTarget is a registered worker: its app, and where its messages go.
-type notifyTarget struct {
-	app string
-	h   func(notifyMsg)
-}
-
-// register records a worker of app and its notify handler, and replays,
-// from another goroutine, any message that was waiting for it on app's
-// socket (the handler feeds the app's loop, which is the caller).
-func (m *Manager) register(app string, pid int, h func(notifyMsg)) {
-	m.mu.Lock()
-	m.workers[pid] = notifyTarget{app: app, h: h}
-	var replay []notifyMsg
-	keep := m.parked[:0]
-	for _, p := range m.parked {
-		if p.app == app && slices.Contains(p.candidates, pid) {
-			replay = append(replay, p.msg)
-		} else {
-			keep = append(keep, p)
-		}
-	}
-	m.parked = keep
-	m.mu.Unlock()
-	if len(replay) > 0 {
-		go func() {
-			for _, msg := range replay {
-				h(msg)
-			}
-		}()
-	}
-}
-
-func (m *Manager) unregister(pid int) {
-	m.mu.Lock()
-	delete(m.workers, pid)
-	m.mu.Unlock()
-}
-
-// deliver gives a notify message that arrived on app's socket to the
-// worker of app it belongs to, or parks it until that worker is
-// registered. A worker of another app among the candidates gets nothing:
-// the nearest registered ancestor decides, and if it is not app's, the
-// message is not app's either.
-func (m *Manager) deliver(app string, candidates []int, msg notifyMsg) {
-	m.mu.Lock()
-	for _, c := range candidates {
-		if t, ok := m.workers[c]; ok {
-			m.mu.Unlock()
-			if t.app == app {
-				t.h(msg)
-			} else {
-				m.o.Log.Debug("notify message from another app's worker dropped", "app", app, "pid", msg.Pid, "worker_of", t.app)
-			}
-			return
-		}
-	}
-	now := time.Now()
-	keep := m.parked[:0]
-	for _, p := range m.parked {
-		if now.Sub(p.at) < parkTTL {
-			keep = append(keep, p)
-		}
-	}
-	m.parked = append(keep, parkedMsg{app: app, candidates: candidates, msg: msg, at: now})
-	if len(m.parked) > parkMax {
-		m.parked = m.parked[len(m.parked)-parkMax:]
-	}
-	m.mu.Unlock()
-	m.o.Log.Debug("notify message parked until its worker is known", "pid", msg.Pid, "ready", msg.Ready)
 }
 
 // crashLoop ends rotini: every app stops and rotini exits with code.
@@ -357,72 +179,17 @@ func (m *Manager) Supersede(by string) {
 }
 
 // Reload re-reads the configuration and reloads every app; results are
-// logged. It is what HUP does.
+// logged. It is what HUP does, and returns at once: the config is read on
+// the Manager's reloader goroutine, never on the caller's (the PID-1
+// signal loop).
 func (m *Manager) Reload() { m.ReloadApps(nil, nil, nil) }
 
 // ReloadApps reloads the named apps (all when names is empty) and sends one
-// Result per app on reply, if reply is not nil. An invalid config fails every
-// app's reload at once and changes nothing.
+// Result per app on reply, if reply is not nil, once its reload is done. An
+// invalid config fails every app's reload at once and changes nothing. It
+// returns at once, as Reload does.
 func (m *Manager) ReloadApps(names []string, reply chan<- control.Result, progress chan<- control.Event) {
 	m.reload(names, reply, progress, "")
-}
-
-func (m *Manager) reload(names []string, reply chan<- control.Result, progress chan<- control.Event, why string) {
-	targets := m.apps
-	if len(names) > 0 {
-		targets = nil
-		for _, n := range names {
-			a := m.byName[n]
-			if a == nil {
-				if reply != nil {
-					reason := fmt.Sprintf("no app named %q", n)
-					reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
-				}
-				continue
-			}
-			targets = append(targets, a)
-		}
-	}
-	var opts map[string]*AppOptions
-	if m.o.Reconfigure != nil {
-		apps, notes, err := m.o.Reconfigure()
-		if err != nil {
-			m.o.Log.Error("reload refused, keeping the running config", "error", err)
-			// Through each app's loop, which knows the generation that
-			// goes on serving.
-			for _, a := range targets {
-				a.send(reloadReq{reply: reply, progress: progress, fail: err.Error()})
-			}
-			return
-		}
-		if progress != nil {
-			for _, n := range notes {
-				select {
-				case progress <- control.Event{Time: time.Now(), App: "rotini", Kind: control.KindNote, Message: n}:
-				default:
-				}
-			}
-		}
-		opts = map[string]*AppOptions{}
-		for i := range apps {
-			opts[apps[i].Name] = &apps[i]
-		}
-	}
-	for _, a := range targets {
-		var o *AppOptions
-		if opts != nil {
-			o = opts[a.name]
-			if o == nil {
-				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.name)
-			}
-		}
-		a.send(reloadReq{opts: o, reply: reply, progress: progress, why: why})
-	}
-	for name := range opts {
-		if m.byName[name] == nil {
-			m.o.Log.Warn("reload: new app in config; adding apps needs a restart of rotini", "app", name)
-		}
-	}
 }
 
 // Scale changes every app's worker count by delta (TTIN/TTOU).

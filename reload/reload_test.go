@@ -2,11 +2,13 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 	"github.com/rotini-dev/rotini/reaper"
 	"github.com/rotini-dev/rotini/sigstate"
@@ -24,7 +27,7 @@ import (
 // listeners are started through /proc/self/exe, which here is the test binary,
 // and so is every process when the test inherited signals to restore.
 func TestMain(m *testing.M) {
-	ExecShimIfAsked()
+	activation.ExecShimIfAsked()
 	sigstate.ExecShimIfAsked()
 	os.Exit(m.Run())
 }
@@ -242,34 +245,6 @@ func pids(s control.AppStatus) string {
 	return fmt.Sprint(out)
 }
 
-// TestNotifyBeforeRegister: a READY=1 that arrives before the app's goroutine
-// has recorded the worker's pid is kept and replayed, not lost (a lost one
-// rolls back a healthy release after its ready timeout). The control: a
-// message for a pid that never registers reaches nobody.
-func TestNotifyBeforeRegister(t *testing.T) {
-	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
-	got := make(chan notifyMsg, 2)
-	m.deliver("web", []int{4242, 4240}, notifyMsg{Pid: 4242, Ready: true})
-	m.deliver("web", []int{5555}, notifyMsg{Pid: 5555, Ready: true})
-	m.register("web", 4240, func(msg notifyMsg) { got <- msg })
-	select {
-	case msg := <-got:
-		if msg.Pid != 4242 || !msg.Ready {
-			t.Errorf("replayed %+v, want READY=1 from 4242", msg)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("parked READY=1 was not replayed on register")
-	}
-	select {
-	case msg := <-got:
-		t.Errorf("a message for another pid reached this worker: %+v", msg)
-	case <-time.After(100 * time.Millisecond):
-	}
-	if len(m.parked) != 1 || m.parked[0].msg.Pid != 5555 {
-		t.Errorf("parked = %+v, want only 5555's message", m.parked)
-	}
-}
-
 // TestSpawnExpressionsOutsideWorker: an app whose command names fd.http
 // (uvicorn's `--fd ${fd.http}`) must still have its code directory resolved
 // and its before_reload run, both of which evaluate the spawn expressions
@@ -299,21 +274,6 @@ func TestSpawnExpressionsOutsideWorker(t *testing.T) {
 	}
 	if r := h.reload(t); !r.OK {
 		t.Errorf("reload with before_reload failed: %+v", r)
-	}
-}
-
-// TestNotifyOtherAppNotCredited: a message that arrived on one app's socket
-// never reaches a worker of another app, parked or not.
-func TestNotifyOtherAppNotCredited(t *testing.T) {
-	m := &Manager{o: Options{Log: hclog.NewNullLogger()}, workers: map[int]notifyTarget{}}
-	got := make(chan notifyMsg, 2)
-	m.deliver("a", []int{7001, 7000}, notifyMsg{Pid: 7001, Ready: true}) // parked
-	m.register("b", 7000, func(msg notifyMsg) { got <- msg })
-	m.deliver("a", []int{7002, 7000}, notifyMsg{Pid: 7002, Ready: true}) // registered, but b's
-	select {
-	case msg := <-got:
-		t.Errorf("app a's message reached a worker of app b: %+v", msg)
-	case <-time.After(100 * time.Millisecond):
 	}
 }
 
@@ -349,4 +309,83 @@ func TestReconfigureFromManyGoroutines(t *testing.T) {
 	}
 	wg.Wait()
 	h.settled(t)
+}
+
+// TestReloadDoesNotWaitForTheConfig: Reload, which the PID-1 signal loop
+// calls for a HUP, returns while the config is still being read, so that a
+// slow read delays no signal; a ReloadApps's reply still comes only once
+// the reload is done, with the new config applied. Reconfigure blocks until
+// Reload has returned: were it called on Reload's goroutine, neither would
+// ever return (the minute is a guard against that hang, not a measure).
+func TestReloadDoesNotWaitForTheConfig(t *testing.T) {
+	o := sleeper(1)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
+		entered <- struct{}{}
+		<-release
+		next := o
+		next.Workers = 2
+		return []AppOptions{next}, nil, nil
+	})
+	h.settled(t)
+	reply := make(chan control.Result, 1)
+	returned := make(chan struct{})
+	go func() {
+		h.m.ReloadApps(nil, reply, nil)
+		h.m.Reload()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(time.Minute):
+		close(release) // let the old code's Reload return, and fail
+		t.Fatal("Reload and ReloadApps waited for Reconfigure to read the config")
+	}
+	<-entered // the config is being read now, and cannot finish
+	select {
+	case r := <-reply:
+		t.Fatalf("reply before the config was read: %+v", r)
+	default:
+	}
+	close(release)
+	select {
+	case r := <-reply:
+		if !r.OK {
+			t.Fatalf("reload failed: %+v", r)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no reply once the config was read")
+	}
+	if st := h.settled(t); st.Workers != 2 {
+		t.Errorf("serving with %d workers, want the new config's 2", st.Workers)
+	}
+}
+
+// TestInvalidConfigFailsEveryReload: a config that cannot be read fails
+// each app's reload, named or not, and the serving generation goes on
+// with its options.
+func TestInvalidConfigFailsEveryReload(t *testing.T) {
+	h := newHarnessWith(t, sleeper(1), func() ([]AppOptions, []string, error) {
+		return nil, nil, errors.New("config.hcl:3: broken")
+	})
+	before := h.settled(t)
+	reply := make(chan control.Result, 2)
+	h.m.ReloadApps([]string{"app", "nope"}, reply, nil)
+	for range 2 {
+		select {
+		case r := <-reply:
+			if r.OK {
+				t.Errorf("reload of %s succeeded on an invalid config: %+v", r.App, r)
+			}
+			if r.App == "app" && !strings.Contains(r.Reason, "broken") {
+				t.Errorf("app's reload failed for %q, want the config's error", r.Reason)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no reply for an invalid config")
+		}
+	}
+	if st := h.settled(t); st.Serving != before.Serving || st.Workers != before.Workers {
+		t.Errorf("serving %d with %d workers after a refused config, want %d with %d", st.Serving, st.Workers, before.Serving, before.Workers)
+	}
 }

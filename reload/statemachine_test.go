@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/control"
 )
 
@@ -43,7 +44,7 @@ func sayReady(keys ...string) step {
 		for _, k := range keys {
 			from := w.mark()
 			p := w.procs.wait(w.t, k)
-			w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+			w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 			w.await(from, "notify "+k)
 		}
 	}}
@@ -53,7 +54,7 @@ func sayReady(keys ...string) step {
 func readyLate(key string) step {
 	return step{"late READY=1 from " + key, func(w *world) {
 		p := w.procs.wait(w.t, key)
-		w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+		w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 		w.barrier()
 	}}
 }
@@ -86,7 +87,12 @@ func reload() step {
 	return step{"reload", func(w *world) {
 		reply := make(chan control.Result, 1)
 		w.results = append(w.results, reply)
+		from := w.mark()
 		w.m.ReloadApps(nil, reply, make(chan control.Event, 64))
+		// The request reaches the app through the Manager's reloader
+		// (after the config is read), not at once: wait for it there, so
+		// the steps that follow happen after it, as the row says.
+		w.await(from, "reload")
 		w.barrier()
 	}}
 }
@@ -223,7 +229,7 @@ func readyNow(key string) inject {
 	return inject{"READY=1 from " + key, func(w *world) string {
 		n := len(w.a.events)
 		p := w.procs.wait(w.t, key)
-		w.m.deliver(w.a.name, []int{p.pid}, notifyMsg{Pid: p.pid, Ready: true})
+		w.m.notify.Deliver(w.a.name, []int{p.pid}, activation.Msg{Pid: p.pid, Ready: true})
 		w.queued(n + 1)
 		return "notify " + key
 	}}
@@ -794,7 +800,7 @@ func workerOf(gen int) func(w *world) error {
 			if len(p.files) != 4 || p.files[3] != w.socks.fd(gen) {
 				errs = append(errs, fmt.Errorf("%s has files %v, want 0 1 2 and generation %d's socket %d", p.key, p.files, gen, w.socks.fd(gen)))
 			}
-			for k, v := range map[string]string{"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http", "ROTINI_APP": "fake", "ROTINI_GENERATION": fmt.Sprint(gen), "ROTINI_WORKER": fmt.Sprint(i), "NOTIFY_SOCKET": w.m.notify["fake"].path} {
+			for k, v := range map[string]string{"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http", "ROTINI_APP": "fake", "ROTINI_GENERATION": fmt.Sprint(gen), "ROTINI_WORKER": fmt.Sprint(i), "NOTIFY_SOCKET": w.m.notify.Path("fake")} {
 				if got := p.getenv(k); got != v {
 					errs = append(errs, fmt.Errorf("%s has %s=%q, want %q", p.key, k, got, v))
 				}

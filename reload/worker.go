@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rotini-dev/rotini/activation"
 	"github.com/rotini-dev/rotini/reaper"
 )
 
@@ -106,9 +107,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	} else {
 		env = unsetEnv(env, "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID")
 	}
-	notify := a.m.notify[a.name]
-	if g.o.Ready.Notify && notify != nil {
-		env = setEnv(env, "NOTIFY_SOCKET", notify.path)
+	notify := a.m.notify.Path(a.name)
+	if g.o.Ready.Notify && notify != "" {
+		env = setEnv(env, "NOTIFY_SOCKET", notify)
 	} else {
 		env = unsetEnv(env, "NOTIFY_SOCKET")
 	}
@@ -126,9 +127,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		sys.Credential = cred
 		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
-	if notify != nil && g.o.Ready.Notify {
+	if notify != "" && g.o.Ready.Notify {
 		// The app's socket is 0600: its workers' user must own it.
-		notify.own(uid, gid)
+		a.m.notify.Own(a.name, uid, gid)
 	}
 	s := &spawnSpec{cmd: path, path: path, argv: argv, attr: &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys}}
 	if g.o.LogPrefix {
@@ -140,9 +141,9 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		files[1], files[2] = p.outW.Fd(), p.errW.Fd()
 	}
 	if len(files) > 3 {
-		s.attr.Env = append(s.attr.Env, ShimEnv+"=1")
-		s.argv = shimArgv(path, argv)
-		s.path = shimPath
+		s.attr.Env = append(s.attr.Env, activation.ShimEnv+"=1")
+		s.argv = activation.ShimArgv(path, argv)
+		s.path = activation.ShimPath
 	}
 	return s, nil
 }

@@ -48,3 +48,30 @@ app "web" {
 		t.Errorf("control: zero-config child's fds %q, want the inherited fd 3 passed through", got)
 	}
 }
+
+// TestWorkerWithoutListenerFds: a worker that gets no listener holds 0, 1,
+// 2 and nothing else. TestWorkerFds cannot see rotini's inherited fd 3
+// there, since the listener is dup'ed over it; here nothing is, so an
+// inherited descriptor that is not made close-on-exec before the apps
+// start shows as the worker's fd 3.
+func TestWorkerWithoutListenerFds(t *testing.T) {
+	t.Parallel()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devnull.Close() })
+	cfg := filepath.Join(t.TempDir(), "rotini.hcl")
+	src := fmt.Sprintf(`
+app "work" {
+  command = [%q, "fds"]
+}
+`, testappBin)
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, procOptions{extraFiles: []*os.File{devnull}}, rotiniBin, "-c", cfg, "--control", filepath.Join(t.TempDir(), "ctl.sock"))
+	if got := p.waitLine(t, "fds ", waitDeadline); got != "fds 0,1,2" {
+		t.Errorf("worker's open fds: %q, want %q (nothing rotini inherited)", got, "fds 0,1,2")
+	}
+}

@@ -1,4 +1,4 @@
-package reload
+package activation
 
 import (
 	"fmt"
@@ -15,12 +15,13 @@ import (
 // ShimEnv marks a process started as the worker shim. Its value is unused.
 const ShimEnv = "ROTINI_SHIM_EXEC"
 
-// shimPath is the shim's executable: rotini's own binary, resolved in the
+// ShimPath is the shim's executable: rotini's own binary, resolved in the
 // child after fork, so it is rotini even when its file was replaced on disk.
-const shimPath = "/proc/self/exe"
+const ShimPath = "/proc/self/exe"
 
-// shimArgv returns the argv that makes the shim exec path with argv.
-func shimArgv(path string, argv []string) []string {
+// ShimArgv returns the argv that makes the shim exec path with argv; the
+// process is to be started as ShimPath, with ShimEnv in its environment.
+func ShimArgv(path string, argv []string) []string {
 	return append([]string{"rotini-shim", path}, argv...)
 }
 

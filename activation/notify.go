@@ -1,4 +1,4 @@
-package reload
+package activation
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"github.com/rotini-dev/rotini/procfs"
 )
 
-// notifyServer receives sd_notify datagrams (READY=1, STATUS=…) for one app
+// server receives sd_notify datagrams (READY=1, STATUS=…) for one app
 // on a path socket of its own, and attributes each to a worker of that app
 // by the sender's credentials (SO_PASSCRED, which the kernel fills in and a
 // sender cannot forge): the sender itself, or the nearest worker among its
@@ -32,13 +32,13 @@ import (
 // once), and rotini reads at most notifySocketRate a second from one
 // socket, so that a flood costs rotini little and delays no other app's
 // READY=1.
-type notifyServer struct {
+type server struct {
 	log  hclog.Logger
 	path string
 	conn *net.UnixConn
 	// deliver hands a message to the first registered worker among the
 	// candidate pids (the sender, then its ancestors).
-	deliver func(candidates []int, msg notifyMsg)
+	deliver func(candidates []int, msg Msg)
 
 	mu    sync.Mutex
 	owner [2]int // uid, gid the socket was last given; -1 = rotini's
@@ -59,10 +59,11 @@ const (
 	notifySocketRate = 256
 )
 
-type notifyMsg struct {
-	Pid    int
-	Ready  bool
-	Status string
+// Msg is one sd_notify datagram, as far as rotini reads it.
+type Msg struct {
+	Pid    int    // the sender, from its credentials
+	Ready  bool   // READY=1
+	Status string // STATUS=…
 }
 
 // newNotifyDir makes the directory of this rotini's notify sockets: one of
@@ -81,7 +82,7 @@ func newNotifyDir(log hclog.Logger, dir string) (string, error) {
 	return own, nil
 }
 
-func newNotifyServer(log hclog.Logger, path string, deliver func([]int, notifyMsg)) (*notifyServer, error) {
+func newServer(log hclog.Logger, path string, deliver func([]int, Msg)) (*server, error) {
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
@@ -103,7 +104,7 @@ func newNotifyServer(log hclog.Logger, path string, deliver func([]int, notifyMs
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", errors.Join(err, serr))
 	}
-	return &notifyServer{
+	return &server{
 		log: log, path: path, conn: conn, deliver: deliver,
 		owner: [2]int{-1, -1}, counts: map[int]int{}, flooded: map[int]bool{},
 	}, nil
@@ -112,7 +113,7 @@ func newNotifyServer(log hclog.Logger, path string, deliver func([]int, notifyMs
 // own gives the socket to the user and group the app's workers run as, so
 // that they can send to it and nobody else can; -1 means rotini's own.
 // Called before each spawn; it does something only when they changed.
-func (n *notifyServer) own(uid, gid int) {
+func (n *server) own(uid, gid int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.owner == [2]int{uid, gid} {
@@ -138,7 +139,7 @@ func (n *notifyServer) own(uid, gid int) {
 // core. Senders then wait for room in the socket's queue; the socket is
 // this app's only, so no other app's messages wait with them. It reports
 // whether the message is to be dropped.
-func (n *notifyServer) throttle(now time.Time) bool {
+func (n *server) throttle(now time.Time) bool {
 	if now.Sub(n.window) >= time.Second {
 		n.window = now
 		n.total = 0
@@ -161,7 +162,7 @@ func (n *notifyServer) throttle(now time.Time) bool {
 
 // allow counts a message from pid against its rate and reports whether it
 // may be handled.
-func (n *notifyServer) allow(pid int, now time.Time) bool {
+func (n *server) allow(pid int, now time.Time) bool {
 	n.counts[pid]++
 	if n.counts[pid] <= notifyRate {
 		return true
@@ -173,7 +174,7 @@ func (n *notifyServer) allow(pid int, now time.Time) bool {
 	return false
 }
 
-func (n *notifyServer) serve() {
+func (n *server) serve() {
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	for {
@@ -201,7 +202,7 @@ func (n *notifyServer) serve() {
 	}
 }
 
-func (n *notifyServer) close() {
+func (n *server) close() {
 	n.conn.Close()
 	_ = os.Remove(n.path)
 }
@@ -219,8 +220,8 @@ func senderPid(oob []byte) int {
 	return 0
 }
 
-func parseNotify(pid int, b []byte) notifyMsg {
-	m := notifyMsg{Pid: pid}
+func parseNotify(pid int, b []byte) Msg {
+	m := Msg{Pid: pid}
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		k, v, _ := strings.Cut(string(line), "=")
 		switch k {
