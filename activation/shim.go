@@ -15,9 +15,9 @@ import (
 // ShimEnv marks a process started as the worker shim. Its value is unused.
 const ShimEnv = "ROTINI_SHIM_EXEC"
 
-// ShimPath is the shim's executable: rotini's own binary, resolved in the
-// child after fork, so it is rotini even when its file was replaced on disk.
-const ShimPath = "/proc/self/exe"
+// ShimPath is the shim's executable: rotini's own binary (see
+// sigstate.SelfExe, which must name it the same way).
+const ShimPath = sigstate.SelfExe
 
 // ShimArgv returns the argv that makes the shim exec path with argv; the
 // process is to be started as ShimPath, with ShimEnv in its environment.

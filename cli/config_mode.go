@@ -253,7 +253,7 @@ type reconfigurer struct {
 	path  string
 	flags *runOptions
 
-	mu      sync.Mutex // reloads come from HUP, the control socket and watchers at once
+	mu      sync.Mutex // defensive: reload.Manager's reloader is its only caller today
 	running *config.Config
 }
 

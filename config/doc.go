@@ -5,8 +5,8 @@
 // is fully validated — names are unique and every reference resolves,
 // every duration, signal, address and mode is parsed, every default is
 // filled in, and every spawn-time expression has been checked. Nothing
-// downstream re-validates; main converts a Config into each package's own
-// Options (no package below main imports config). When there is an error,
+// downstream re-validates; package cli converts a Config into each
+// package's own Options (no package below cli imports config). When there is an error,
 // no *Config is returned, only the diagnostics.
 //
 // Errors are hcl.Diagnostics that keep the exact source range of the

@@ -124,7 +124,7 @@ func writeAll(dst syscall.RawConn, b []byte) error {
 // busy relay.
 
 func sysRead(fd int, b []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 	if e != 0 {
 		return 0, e
 	}
@@ -132,7 +132,7 @@ func sysRead(fd int, b []byte) (int, error) {
 }
 
 func sysWrite(fd int, b []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	r, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 	if e != 0 {
 		return 0, e
 	}
@@ -152,6 +152,6 @@ func sysSplice(in, out int, n int) (int64, error) {
 // direction.
 func closeWrite(rc syscall.RawConn) {
 	rc.Control(func(fd uintptr) {
-		syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
+		syscall.RawSyscall(unix.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
 	})
 }

@@ -90,7 +90,7 @@ func acceptRaw(rc syscall.RawConn) (*os.File, netip.AddrPort, error) {
 	err := rc.Read(func(lfd uintptr) bool {
 		for {
 			n := uint32(unsafe.Sizeof(rsa))
-			fd, _, serr = syscall.RawSyscall6(syscall.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+			fd, _, serr = syscall.RawSyscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
 				unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 			switch serr {
 			case unix.EINTR, unix.ECONNABORTED:
@@ -146,7 +146,7 @@ func localAddr(s endpoint) net.Addr {
 		rc.Control(func(fd uintptr) {
 			var rsa unix.RawSockaddrAny
 			n := uint32(unsafe.Sizeof(rsa))
-			_, _, e := syscall.RawSyscall(syscall.SYS_GETSOCKNAME, fd, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
+			_, _, e := syscall.RawSyscall(unix.SYS_GETSOCKNAME, fd, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
 			if e == 0 {
 				ap = addrPortOf(&rsa)
 			}
@@ -186,7 +186,7 @@ func (sa *rawSockaddr) connect(fd int) error {
 	if sa.family == unix.AF_INET6 {
 		p, n = unsafe.Pointer(&sa.v6), unsafe.Sizeof(sa.v6)
 	}
-	_, _, e := syscall.RawSyscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(p), n)
+	_, _, e := syscall.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), n)
 	if e != 0 {
 		return e
 	}
@@ -209,12 +209,12 @@ func connecting(err error) bool {
 // loopback, where a peer that is gone resets the connection.
 func dialRaw(ctx context.Context, ap netip.AddrPort, timeout time.Duration) (*os.File, error) {
 	sa := newRawSockaddr(ap)
-	fd, _, e := syscall.RawSyscall(syscall.SYS_SOCKET, uintptr(sa.family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, _, e := syscall.RawSyscall(unix.SYS_SOCKET, uintptr(sa.family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if e != 0 {
 		return nil, dialError(ap, os.NewSyscallError("socket", e))
 	}
 	one := int32(1)
-	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, uintptr(unsafe.Pointer(&one)), 4, 0)
+	syscall.RawSyscall6(unix.SYS_SETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, uintptr(unsafe.Pointer(&one)), 4, 0)
 	err := sa.connect(int(fd))
 	if connecting(err) {
 		err = sa.connect(int(fd))

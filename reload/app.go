@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +118,11 @@ type app struct {
 	log       hclog.Logger
 	events    chan appEvent
 	quit      chan struct{} // closed when the loop ends
+	// reloadMu orders sendReload against the end of the loop, so that a
+	// reload request is either handled by the loop or answered as
+	// refused, never left in events; ended is set under it.
+	reloadMu sync.Mutex
+	ended    bool
 
 	gens     int // generations started so far
 	serving  *generation
@@ -185,6 +191,7 @@ func (a *app) run(done chan<- appDone) {
 				code = *a.fatal
 			}
 			close(a.quit)
+			a.refuseQueuedReloads()
 			done <- appDone{name: a.name, code: code}
 			return
 		}

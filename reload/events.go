@@ -11,7 +11,7 @@ import (
 // appEvent is everything an app's goroutine acts on: what other goroutines
 // ask of it (reloads, signals, scaling, stop, status) and what happened to
 // its processes and timers. The set is closed: only the types in this file
-// (and statusReq, with the status code) have the method, and app.handle has
+// have the method, and app.handle has
 // a case for each; an event without one is a programming error, and handle
 // panics naming its type rather than dropping it.
 type appEvent interface{ appEvent() }
@@ -34,6 +34,8 @@ type (
 	// is 0 (TTIN/TTOU: relative to the count the app has when it handles
 	// the event, not when the signal arrived).
 	evScale struct{ workers, delta int }
+	// statusReq asks for the app's status (`rotini status`, `reload --wait`).
+	statusReq struct{ reply chan control.AppStatus }
 )
 
 // What happened to a worker.

@@ -258,8 +258,6 @@ func (m *Manager) Done() <-chan int { return m.doneC }
 // control's wire types: what the app's goroutine reports is what
 // `rotini status` and `rotini reload --wait` show.
 
-type statusReq struct{ reply chan control.AppStatus }
-
 func (a *app) status() control.AppStatus {
 	s := control.AppStatus{Name: a.name, Serving: a.serving.num, Workers: a.o.Workers, Mode: string(a.o.Reload), Ready: a.serving.ready && a.serving.state == serving, LastReload: a.last, LastStartError: a.lastStartErr}
 	if w := a.watcher.Load(); w != nil {

@@ -13,10 +13,11 @@ import (
 // Manager's reloader goroutine, which reads the config for them: a config
 // that takes long to read delays no signal.
 type reloads struct {
-	mu    sync.Mutex
-	queue []reloadCall
-	wake  chan struct{} // cap 1: something was queued
-	quit  chan struct{} // closed once every app has stopped
+	mu     sync.Mutex
+	queue  []reloadCall
+	closed bool          // the reloader has ended: a new request is answered at once
+	wake   chan struct{} // cap 1: something was queued
+	quit   chan struct{} // closed once every app has stopped
 }
 
 // reloadCall is one request: the named apps (all when none), where their
@@ -31,8 +32,14 @@ type reloadCall struct {
 // reload queues a reload for the reloader goroutine and returns at once.
 func (m *Manager) reload(names []string, reply chan<- control.Result, progress chan<- control.Event, why string) {
 	q := &m.requests
+	c := reloadCall{names: names, reply: reply, progress: progress, why: why}
 	q.mu.Lock()
-	q.queue = append(q.queue, reloadCall{names: names, reply: reply, progress: progress, why: why})
+	if q.closed {
+		q.mu.Unlock()
+		m.refuseStopped(c)
+		return
+	}
+	q.queue = append(q.queue, c)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -51,6 +58,15 @@ func (m *Manager) reloader() {
 		select {
 		case <-q.wake:
 		case <-q.quit:
+			// Every app has stopped: what is still queued is answered
+			// here, or its caller would wait for a reply that never comes.
+			q.mu.Lock()
+			calls := q.queue
+			q.queue, q.closed = nil, true
+			q.mu.Unlock()
+			for _, c := range calls {
+				m.refuseStopped(c)
+			}
 			return
 		}
 		q.mu.Lock()
@@ -93,26 +109,18 @@ func (m *Manager) reconfigure() (map[string]*AppOptions, []string, error) {
 // from opts, or the refusal err; r's unknown app names are answered here.
 func (m *Manager) apply(r reloadCall, opts map[string]*AppOptions, notes []string, err error) {
 	names, reply, progress, why := r.names, r.reply, r.progress, r.why
-	targets := m.apps
-	if len(names) > 0 {
-		targets = nil
-		for _, n := range names {
-			a := m.byName[n]
-			if a == nil {
-				if reply != nil {
-					reason := fmt.Sprintf("no app named %q", n)
-					reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
-				}
-				continue
-			}
-			targets = append(targets, a)
+	for _, n := range names {
+		if m.byName[n] == nil && reply != nil {
+			reason := fmt.Sprintf("no app named %q", n)
+			reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
 		}
 	}
+	targets := m.targets(r)
 	if err != nil {
 		// Through each app's loop, which knows the generation that goes
 		// on serving.
 		for _, a := range targets {
-			a.send(reloadReq{reply: reply, progress: progress, fail: err.Error()})
+			sendReload(a, reloadReq{reply: reply, progress: progress, fail: err.Error()})
 		}
 		return
 	}
@@ -132,6 +140,80 @@ func (m *Manager) apply(r reloadCall, opts map[string]*AppOptions, notes []strin
 				m.o.Log.Warn("reload: app removed from config; removing apps needs a restart of rotini", "app", a.name)
 			}
 		}
-		a.send(reloadReq{opts: o, reply: reply, progress: progress, why: why})
+		sendReload(a, reloadReq{opts: o, reply: reply, progress: progress, why: why})
+	}
+}
+
+// refuseStopped answers r once every app has stopped: "no app named" for
+// the names that are none, "rotini is stopping" for the others.
+func (m *Manager) refuseStopped(r reloadCall) {
+	if r.reply == nil {
+		return
+	}
+	for _, n := range r.names {
+		if m.byName[n] == nil {
+			reason := fmt.Sprintf("no app named %q", n)
+			r.reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
+		}
+	}
+	for _, a := range m.targets(r) {
+		stoppedReply(a, r.reply)
+	}
+}
+
+// targets are the apps r names that exist, or every app when it names none.
+func (m *Manager) targets(r reloadCall) []*app {
+	if len(r.names) == 0 {
+		return m.apps
+	}
+	var ts []*app
+	for _, n := range r.names {
+		if a := m.byName[n]; a != nil {
+			ts = append(ts, a)
+		}
+	}
+	return ts
+}
+
+// sendReload hands req to a's loop, or, when that loop has ended (rotini
+// is stopping), answers req's caller itself: every target app answers
+// exactly once.
+func sendReload(a *app, req reloadReq) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.ended {
+		stoppedReply(a, req.reply)
+		return
+	}
+	select {
+	case a.events <- req:
+	case <-a.quit:
+		stoppedReply(a, req.reply)
+	}
+}
+
+// refuseQueuedReloads is the app loop's last act, after quit is closed:
+// the reload requests still queued, which the loop will never handle, are
+// answered as refused, and any later one by sendReload itself.
+func (a *app) refuseQueuedReloads() {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	a.ended = true
+	for {
+		select {
+		case ev := <-a.events:
+			if r, ok := ev.(reloadReq); ok {
+				stoppedReply(a, r.reply)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// stoppedReply answers a reload of a, which has stopped, on reply.
+func stoppedReply(a *app, reply chan<- control.Result) {
+	if reply != nil {
+		reply <- control.Result{App: a.name, Reason: "rotini is stopping", Message: "failed: rotini is stopping"}
 	}
 }

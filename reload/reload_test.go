@@ -362,6 +362,61 @@ func TestReloadDoesNotWaitForTheConfig(t *testing.T) {
 	}
 }
 
+// TestReloadAnsweredAcrossStop: a reload whose config is still being read
+// when rotini stops, and one asked once every app has stopped, each get an
+// answer ("rotini is stopping"): `reload --wait` never waits for nothing.
+func TestReloadAnsweredAcrossStop(t *testing.T) {
+	o := sleeper(1)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
+		entered <- struct{}{}
+		<-release
+		return []AppOptions{o}, nil, nil
+	})
+	h.settled(t)
+	answer := func(what string, reply <-chan control.Result) {
+		t.Helper()
+		select {
+		case r := <-reply:
+			if r.OK || r.Reason != "rotini is stopping" {
+				t.Errorf("%s: %+v, want failed: rotini is stopping", what, r)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no answer", what)
+		}
+	}
+	during := make(chan control.Result, 1)
+	h.m.ReloadApps(nil, during, nil)
+	<-entered // the config is being read, and cannot finish yet
+	h.m.Stop(true)
+	select {
+	case code := <-h.m.Done():
+		h.m.doneC <- code // for the harness's cleanup, which waits for it too
+	case <-time.After(time.Minute):
+		t.Fatal("the manager did not stop")
+	}
+	close(release)
+	answer("a reload asked while the config was read", during)
+	after := make(chan control.Result, 2)
+	h.m.ReloadApps([]string{o.Name, "nope"}, after, nil)
+	got := map[string]control.Result{}
+	for range 2 {
+		select {
+		case r := <-after:
+			got[r.App] = r
+		case <-time.After(time.Minute):
+			t.Fatalf("a reload asked after the stop: answers %+v, want 2", got)
+		}
+	}
+	if r := got["nope"]; r.OK || r.Reason != `no app named "nope"` {
+		t.Errorf("unknown app after the stop: %+v", r)
+	}
+	if r := got[o.Name]; r.OK || r.Reason != "rotini is stopping" {
+		t.Errorf("app after the stop: %+v, want failed: rotini is stopping", r)
+	}
+}
+
 // TestInvalidConfigFailsEveryReload: a config that cannot be read fails
 // each app's reload, named or not, and the serving generation goes on
 // with its options.

@@ -42,9 +42,11 @@ import (
 // hexadecimal masks where bit N-1 is signal N, as in /proc/PID/status.
 const Env = "ROTINI_SIGNALS"
 
-// shimPath is rotini's own binary, resolved in the child after fork, so
-// it is rotini even when its file was replaced on disk.
-const shimPath = "/proc/self/exe"
+// SelfExe is rotini's own binary, which every shim of rotini runs,
+// resolved in the child after fork, so it is rotini even when its file was
+// replaced on disk. Wrap recognises a command that already starts as a
+// shim by this path.
+const SelfExe = "/proc/self/exe"
 
 // shimName is argv[0] of the shim; argv[1] is the command's path, the
 // rest its argv.
@@ -101,10 +103,10 @@ func Wrap(path string, argv, env []string) (string, []string, []string) {
 		return path, argv, env
 	}
 	env = append(env[:len(env):len(env)], Env+"="+inherited.String())
-	if path == shimPath {
+	if path == SelfExe {
 		return path, argv, env
 	}
-	return shimPath, append([]string{shimName, path}, argv...), env
+	return SelfExe, append([]string{shimName, path}, argv...), env
 }
 
 // ExecShimIfAsked turns this process into the command when it was started
