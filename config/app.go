@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/reload"
 	"github.com/rotini-dev/rotini/watch"
 )
 
@@ -148,7 +149,7 @@ func (d *decoder) app(r *rawApp, listeners map[string]*listener) App {
 	a.Reload = d.oneOf(r.Reload, defReload, "Invalid reload mode", ReloadRotate, ReloadSignal, ReloadRestart)
 	a.ReloadSignal = d.signal(r.ReloadSignal, unix.SIGHUP)
 	a.BeforeReload = d.strs(r.BeforeReload)
-	a.BeforeReloadTimeout = d.duration(r.BeforeReloadTimeout, 60*time.Second, true)
+	a.BeforeReloadTimeout = d.duration(r.BeforeReloadTimeout, reload.DefaultBeforeReloadTimeout, true)
 	a.RestartBackoff = d.duration(r.RestartBackoff, time.Second, false)
 	a.RestartBackoffMax = d.duration(r.RestartBackoffMax, 30*time.Second, true)
 	if a.RestartBackoffMax < a.RestartBackoff {
@@ -261,7 +262,7 @@ func (d *decoder) env(a *hcl.Attribute, sc *staticChecker, proxy bool) map[strin
 }
 
 func (d *decoder) ready(raw *rawReady) Ready {
-	r := Ready{Timeout: 60 * time.Second, MinUptime: time.Second, Interval: 100 * time.Millisecond}
+	r := Ready{Timeout: 60 * time.Second, MinUptime: time.Second, Interval: reload.DefaultProbeInterval}
 	if raw == nil {
 		return r
 	}
@@ -309,7 +310,7 @@ func (d *decoder) probeAddr(rng hcl.Range, s string) bool {
 }
 
 func (d *decoder) watch(raw *rawWatch) Watch {
-	w := Watch{Debounce: 500 * time.Millisecond, MaxWait: 5 * time.Second, Poll: watch.PollAuto}
+	w := Watch{Debounce: 500 * time.Millisecond, MaxWait: watch.DefaultMaxWait, Poll: watch.PollAuto}
 	if raw == nil {
 		return w
 	}

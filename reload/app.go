@@ -614,7 +614,7 @@ func (a *app) spawn(g *generation, index, restarts int) {
 func (a *app) probe(w *worker, probeL *sockets.Listener, r ReadyOptions) {
 	interval := r.Interval
 	if interval <= 0 {
-		interval = 100 * time.Millisecond
+		interval = DefaultProbeInterval
 	}
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := r.HTTP

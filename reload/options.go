@@ -40,6 +40,12 @@ type SpawnVars struct {
 // working directory for one worker.
 type SpawnFunc func(SpawnVars) (argv, env []string, dir string, err error)
 
+// Defaults for zero options; config fills them in from here.
+const (
+	DefaultProbeInterval       = 100 * time.Millisecond
+	DefaultBeforeReloadTimeout = time.Minute
+)
+
 // ReadyOptions say when a new worker counts as ready. A worker is ready when
 // every configured check passed and it has stayed alive for MinUptime.
 type ReadyOptions struct {
@@ -50,7 +56,7 @@ type ReadyOptions struct {
 	// Timeout bounds the whole wait for one generation.
 	Timeout   time.Duration
 	MinUptime time.Duration
-	Interval  time.Duration // between probe attempts
+	Interval  time.Duration // between probe attempts; zero: DefaultProbeInterval
 
 	portChecks []string // proxy mode: the generation's ports, which must accept
 }
@@ -69,7 +75,7 @@ type AppOptions struct {
 	// BeforeReload runs in the new code directory before a rotation; a
 	// non-zero exit aborts the reload.
 	BeforeReload        []string
-	BeforeReloadTimeout time.Duration
+	BeforeReloadTimeout time.Duration // zero: DefaultBeforeReloadTimeout
 	Ready               ReadyOptions
 	// A serving worker that dies is restarted after RestartBackoff, doubled
 	// for each further death of its slot up to RestartBackoffMax. CrashLimit

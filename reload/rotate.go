@@ -111,7 +111,7 @@ func (a *app) maybeStartReload() {
 func (a *app) runBeforeReload(o AppOptions, dir string, cancel <-chan struct{}) error {
 	timeout := o.BeforeReloadTimeout
 	if timeout <= 0 {
-		timeout = time.Minute
+		timeout = DefaultBeforeReloadTimeout
 	}
 	env := setEnv(a.m.o.Env, "ROTINI_APP", o.Name)
 	e, err := a.runOnce(o.BeforeReload, dir, env, timeout, cancel)
