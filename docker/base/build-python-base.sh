@@ -70,10 +70,14 @@ debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" >"$ro
 rm -f "$root.log"
 
 # Slim it the way the slim images are slimmed: no apt lists, caches, docs.
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
-	"$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log \
-	"$root"/tmp/* "$root"/root/.cache
-mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
+# Paths are inside the image's root, hence relative to it.
+(
+	cd "$root"
+	rm -rf var/lib/apt/lists/* var/cache/apt/* var/cache/debconf/*-old \
+		usr/share/doc/* usr/share/man/* usr/share/info/* var/log/*.log \
+		tmp/* root/.cache
+	mkdir -p tmp && chmod 1777 tmp
+)
 
 say "docker import as $tag"
 tar --numeric-owner -C "$root" -c . | docker import \
