@@ -64,6 +64,19 @@ func (c *CLI) parseClient(fs *flag.FlagSet, args []string, synopsis string) (ope
 	}
 }
 
+// parseNoOperand parses the flags of a client verb that takes no operand.
+func (c *CLI) parseNoOperand(verb, synopsis string, args []string) (cf *clientFlags, code int, done bool) {
+	fs, cf := c.clientFlagSet(verb)
+	ops, code, done := c.parseClient(fs, args, synopsis)
+	if done {
+		return nil, code, true
+	}
+	if len(ops) > 0 {
+		return nil, c.usageError("%s takes no operand, got %q (usage: %s)", verb, ops[0], synopsis), true
+	}
+	return cf, 0, false
+}
+
 // client finds the control socket: --control, ROTINI_CONTROL, the config
 // file's control.socket (-c or ROTINI_CONFIG), then the default.
 func (c *CLI) client(cf *clientFlags) *control.Client {
@@ -283,13 +296,9 @@ func (c *CLI) scale(args []string) int {
 // health is `rotini health`: exit 0 when every app has a ready serving
 // generation; otherwise 1 and the reason in one line. For HEALTHCHECK.
 func (c *CLI) health(args []string) int {
-	fs, cf := c.clientFlagSet("health")
-	ops, code, done := c.parseClient(fs, args, healthSynopsis)
+	cf, code, done := c.parseNoOperand("health", healthSynopsis, args)
 	if done {
 		return code
-	}
-	if len(ops) > 0 {
-		return c.usageError("health takes no operand, got %q (usage: %s)", ops[0], healthSynopsis)
 	}
 	ctx, cancel, intr := c.clientContext(clientTimeout)
 	defer cancel()
@@ -307,13 +316,9 @@ func (c *CLI) health(args []string) int {
 
 // stop is `rotini stop`: a graceful stop, as TERM.
 func (c *CLI) stop(args []string) int {
-	fs, cf := c.clientFlagSet("stop")
-	ops, code, done := c.parseClient(fs, args, stopSynopsis)
+	cf, code, done := c.parseNoOperand("stop", stopSynopsis, args)
 	if done {
 		return code
-	}
-	if len(ops) > 0 {
-		return c.usageError("stop takes no operand, got %q (usage: %s)", ops[0], stopSynopsis)
 	}
 	ctx, cancel, intr := c.clientContext(clientTimeout)
 	defer cancel()

@@ -108,13 +108,8 @@ func (m *Manager) reconfigure() (map[string]*AppOptions, []string, error) {
 // apply sends each app that r targets its reloadReq, with its options
 // from opts, or the refusal err; r's unknown app names are answered here.
 func (m *Manager) apply(r reloadCall, opts map[string]*AppOptions, notes []string, err error) {
-	names, reply, progress, why := r.names, r.reply, r.progress, r.why
-	for _, n := range names {
-		if m.byName[n] == nil && reply != nil {
-			reason := fmt.Sprintf("no app named %q", n)
-			reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
-		}
-	}
+	reply, progress, why := r.reply, r.progress, r.why
+	m.refuseUnknown(r)
 	targets := m.targets(r)
 	if err != nil {
 		// Through each app's loop, which knows the generation that goes
@@ -147,6 +142,14 @@ func (m *Manager) apply(r reloadCall, opts map[string]*AppOptions, notes []strin
 // refuseStopped answers r once every app has stopped: "no app named" for
 // the names that are none, "rotini is stopping" for the others.
 func (m *Manager) refuseStopped(r reloadCall) {
+	m.refuseUnknown(r)
+	for _, a := range m.targets(r) {
+		stoppedReply(a, r.reply)
+	}
+}
+
+// refuseUnknown answers "no app named" for each name in r that is no app.
+func (m *Manager) refuseUnknown(r reloadCall) {
 	if r.reply == nil {
 		return
 	}
@@ -155,9 +158,6 @@ func (m *Manager) refuseStopped(r reloadCall) {
 			reason := fmt.Sprintf("no app named %q", n)
 			r.reply <- control.Result{App: n, Reason: reason, Message: "failed: " + reason}
 		}
-	}
-	for _, a := range m.targets(r) {
-		stoppedReply(a, r.reply)
 	}
 }
 

@@ -311,6 +311,19 @@ func TestReconfigureFromManyGoroutines(t *testing.T) {
 	h.settled(t)
 }
 
+// newBlockedHarness is a harness whose config read blocks: each read
+// signals entered, waits until release is closed, and returns next.
+func newBlockedHarness(t *testing.T, o, next AppOptions) (h *harness, entered <-chan struct{}, release chan struct{}) {
+	in := make(chan struct{}, 8)
+	release = make(chan struct{})
+	h = newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
+		in <- struct{}{}
+		<-release
+		return []AppOptions{next}, nil, nil
+	})
+	return h, in, release
+}
+
 // TestReloadDoesNotWaitForTheConfig: Reload, which the PID-1 signal loop
 // calls for a HUP, returns while the config is still being read, so that a
 // slow read delays no signal; a ReloadApps's reply still comes only once
@@ -319,15 +332,9 @@ func TestReconfigureFromManyGoroutines(t *testing.T) {
 // ever return (the minute is a guard against that hang, not a measure).
 func TestReloadDoesNotWaitForTheConfig(t *testing.T) {
 	o := sleeper(1)
-	release := make(chan struct{})
-	entered := make(chan struct{}, 8)
-	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
-		entered <- struct{}{}
-		<-release
-		next := o
-		next.Workers = 2
-		return []AppOptions{next}, nil, nil
-	})
+	next := o
+	next.Workers = 2
+	h, entered, release := newBlockedHarness(t, o, next)
 	h.settled(t)
 	reply := make(chan control.Result, 1)
 	returned := make(chan struct{})
@@ -367,13 +374,7 @@ func TestReloadDoesNotWaitForTheConfig(t *testing.T) {
 // answer ("rotini is stopping"): `reload --wait` never waits for nothing.
 func TestReloadAnsweredAcrossStop(t *testing.T) {
 	o := sleeper(1)
-	release := make(chan struct{})
-	entered := make(chan struct{}, 8)
-	h := newHarnessWith(t, o, func() ([]AppOptions, []string, error) {
-		entered <- struct{}{}
-		<-release
-		return []AppOptions{o}, nil, nil
-	})
+	h, entered, release := newBlockedHarness(t, o, o)
 	h.settled(t)
 	answer := func(what string, reply <-chan control.Result) {
 		t.Helper()
