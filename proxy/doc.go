@@ -18,36 +18,53 @@
 //   - Nothing is accepted while there is no target, or while MaxConnections
 //     connections are relayed: clients then wait in the kernel's accept
 //     queue (the listener's backlog), they are not refused.
+//   - A connection's sockets, buffers and pipes belong to the one event
+//     loop that accepted it, and are closed by it alone: no fd number is
+//     closed while another goroutine may still use it.
+//
+// # Event loops
+//
+// The relay moves bytes in event loops of its own, not in goroutines per
+// connection: one loop per CPU the runtime uses (at most 4), each a
+// goroutine waiting in epoll_wait on an epoll instance of its own. The
+// listening socket is in every loop's set (level-triggered,
+// EPOLLEXCLUSIVE: a new connection wakes one waiting loop), and a
+// connection belongs for its whole life to the loop that accepted it,
+// which alone touches its sockets, buffers and pipes (loop.go). Other
+// goroutines reach a loop only through its eventfd (SetTarget, Close, a
+// freed slot at MaxConnections) or, for the idle timer, by shutting a
+// connection's sockets down, which the loop then sees as an event.
 //
 // # Cost per connection
 //
-// A relayed connection holds exactly 2 goroutines (one per direction), 2
-// sockets (client and backend) and, while idle, no user-space buffer and
-// no pipe. A direction takes what it copies with only once its source is
-// readable, and gives it back before it waits for more: small messages
-// (requests and responses) go through a 16 KiB buffer from a pool, with
-// read(2) and write(2); once a read fills that buffer the bytes that
-// follow go with splice(2) through a pipe from a small pool (the kernel
-// moves them, 64 KiB of kernel memory per pipe) until the source has
-// nothing more to read. (The standard library's splice keeps its pipe
-// while waiting, which would cost 4 more fds per idle connection.) So an
-// idle connection holds 2 goroutines and 2 fds, and a busy one at most one
-// buffer or pipe per direction more. The bound is MaxConnections × (2
-// goroutines from 8 KiB of stack each, 2 sockets and their kernel
-// buffers), plus a buffer or pipe per direction moving bytes and at most
-// 64 spare pipes; bench/proxy.sh measures the RSS per idle relayed
+// A relayed connection holds 2 sockets (client and backend), about 0.5
+// KiB of the loop's bookkeeping (its conn and idle timer) and, while
+// idle, no goroutine, no user-space buffer and no pipe. Small messages
+// (requests and responses) pass through the loop's one 16 KiB buffer with
+// read(2) and write(2); bytes a destination cannot take at once wait in a
+// 16 KiB buffer of the direction's own, and the direction reads no more
+// until they have gone. A read that fills the loop's buffer means bulk:
+// the bytes that follow go with splice(2) through a pipe from a small
+// pool (the kernel moves them, 64 KiB of kernel memory per pipe) until the
+// source has nothing more to read. So the bound is MaxConnections × (2
+// sockets and their kernel buffers, about 0.5 KiB, and at most one 16 KiB
+// buffer or one pipe per direction that waits for a slow reader), plus at
+// most 64 spare pipes; bench/proxy.sh measures the RSS per idle relayed
 // connection. A client that connects and sends nothing holds that until
-// IdleTimeout.
+// IdleTimeout; a turn of the loop moves at most 16 reads per direction
+// before the loop serves the other connections.
 //
 // # Syscalls
 //
-// A small message costs its direction a read(2), a write(2) and the read
-// that says EAGAIN before the direction waits (a read that returns less
-// than asked may have consumed the peer's FIN too, so it does not prove
-// that readiness will follow). The copy loops' syscalls never block (every socket and pipe is
-// non-blocking) and go through RawSyscall, so that the runtime does not
-// hand a P to another thread while a loopback write runs the receiver's
-// TCP stack.
+// Every socket is non-blocking and edge-triggered in its loop's epoll
+// set, for reading from the moment it enters it; writing is added to the
+// set only when a write could not take everything. A short read empties
+// its source: bytes that arrive after it raise a new event, so no read
+// need say EAGAIN, except once the peer's FIN has been reported (that
+// event is spent, so the EOF behind the bytes is read at once). The
+// loops' syscalls other than epoll_wait go through RawSyscall, so that
+// the runtime does not hand a P to another thread while a loopback write
+// runs the receiver's TCP stack.
 //
 // Accepting and dialing go around package net (sock.go), whose
 // bookkeeping a relay does not read. TCP_NODELAY and the keep-alive
@@ -56,30 +73,31 @@
 // with accept4. The backend socket gets TCP_NODELAY and no keep-alive
 // probes (on loopback a peer that is gone resets), and a second connect
 // reports the handshake's outcome: on loopback it has finished when the
-// first connect returns, so the dialing goroutine does not park. Both
-// sockets enter the runtime's poller as *os.File (fcntl and epoll_ctl).
-// A connection with one request and one response then costs 24 syscalls
-// in all: accept4, 2 fcntl, socket, setsockopt, 2 connect, 6 read (2 of
-// them EAGAIN), 2 write, shutdown, 4 epoll_ctl (the runtime's add and
-// delete of each socket), 2 close, and about one epoll_pwait
+// first connect returns. A connection with one request and one response
+// (the client then the backend closing) then costs about 17 syscalls:
+// accept4, socket, setsockopt, 2 connect, 2 epoll_ctl (each socket enters
+// the set; a close takes it out), 4 read (the request, the response, the
+// 2 EOFs), 2 write, shutdown, 2 close, and a share of epoll_wait
 // (bench/proxy.sh counts them with strace).
 //
 // # Idleness
 //
 // Idleness is read from the kernel rather than counted per read: a timer
-// per connection (a goroutine only while it runs) fires after
-// IdleTimeout, reads tcpi_last_data_recv and tcpi_last_data_sent of the
-// backend socket (TCP_INFO: what went to the backend came from the client
-// and the other way round), and either re-arms itself for what is left of
-// IdleTimeout or closes both sockets. Being outside the copying
-// goroutines, it also ends a connection whose directions are both stuck
-// writing to peers that do not read.
+// per connection fires after IdleTimeout, reads tcpi_last_data_recv and
+// tcpi_last_data_sent of the backend socket (TCP_INFO: what went to the
+// backend came from the client and the other way round), and either
+// re-arms itself for what is left of IdleTimeout or shuts both sockets
+// down, which wakes the loop to close them. Being outside the loop, it
+// also ends a connection whose directions both wait on peers that do not
+// read.
 //
 // # Failed dials
 //
-// A backend that cannot be dialed within DialTimeout closes the client's
-// connection, except when the target changed while dialing: then the new
-// target is tried once.
+// A backend that refuses, or does not answer within DialTimeout, is
+// followed by the target's other backends (a worker that died or
+// restarts does not fail the connection); when all fail and the target
+// changed since the connection was accepted, the new target's backends
+// are tried; then the client's connection is closed.
 //
 // # How rotini uses it
 //

@@ -1,15 +1,14 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,8 +31,7 @@ type Options struct {
 	// IdleTimeout closes a connection on which no byte went either way
 	// for that long.
 	IdleTimeout time.Duration
-	// DialTimeout bounds connecting to the backend, and writing the PROXY
-	// protocol header to it.
+	// DialTimeout bounds connecting to the backend.
 	DialTimeout time.Duration
 	// ProxyProtocol sends a PROXY protocol header with the client's
 	// address to the backend, before the client's bytes.
@@ -43,56 +41,41 @@ type Options struct {
 // ErrClosed is returned by Serve after Close.
 var ErrClosed = errors.New("proxy: relay closed")
 
+// maxLoops bounds the event loops of one Relay: each holds a thread while
+// it waits, and one loop already relays tens of thousands of requests a
+// second.
+const maxLoops = 4
+
 // Relay accepts connections on a listener and relays each to the backend
 // of the generation that is the target when it is accepted.
 type Relay struct {
 	ln net.Listener
-	// lnf is a duplicate of ln's socket in the runtime's poller, accepted
-	// on with accept4 (the RawConn of a net listener cannot wait);
-	// lnerr says why there is none.
-	lnf   *os.File
-	lnerr error
+	// lfd is a duplicate of ln's socket that the loops accept on; lerr
+	// says why there is none.
+	lfd   int
+	lerr  error
 	o     Options
-	slots chan struct{} // one token per relayed connection
-	done  chan struct{} // closed by Close
-	// ctx is cancelled by Close, which ends dials in progress.
-	ctx    context.Context
-	cancel context.CancelFunc
+	loops []*loop
+
+	active  atomic.Int64 // connections relayed now, against MaxConnections
+	closing atomic.Bool  // Close has begun
 
 	mu        sync.Mutex
-	gen       int      // the target generation; 0 until the first SetTarget
-	addrs     []string // its backends (one per worker), taken in turn
+	gen       int              // the target generation; 0 until the first SetTarget
+	addrs     []netip.AddrPort // its backends (one per worker), taken in turn
+	bad       []string         // the target's addresses that are not literal IP:port
 	next      int
-	hasTarget chan struct{}
 	gens      map[int]*genState
-	conns     map[*conn]struct{}
 	closed    bool
-
-	wg sync.WaitGroup // connection goroutines
+	done      chan struct{} // closed by Close
+	failed    chan error    // a loop's listener failed
+	wg        sync.WaitGroup
+	serveOnce sync.Once
 }
 
 type genState struct {
 	active  int
 	drained chan struct{}
-}
-
-type conn struct {
-	client  endpoint
-	backend endpoint
-	remote  netip.AddrPort // the client's address, from accept; invalid for a unix socket's
-	gen     int            // the generation it is relayed to
-	idle    *time.Timer    // watchIdle's
-	ended   atomic.Bool    // a direction has reached EOF (copyConn)
-	left    atomic.Int32   // directions still copying
-}
-
-// clientAddr is the client's address, for the PROXY protocol header and
-// the log.
-func (c *conn) clientAddr() net.Addr { return addrOf(c.remote) }
-
-func (c *conn) close() {
-	c.client.Close()
-	c.backend.Close()
 }
 
 // New returns a Relay that will accept on ln once Serve runs and a target
@@ -114,20 +97,15 @@ func New(ln net.Listener, o Options) *Relay {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	lnf, lnerr := listenerFile(ln)
+	lfd, lerr := listenerFD(ln)
 	return &Relay{
-		lnf:       lnf,
-		lnerr:     lnerr,
-		ctx:       ctx,
-		cancel:    cancel,
-		ln:        ln,
-		o:         o,
-		slots:     make(chan struct{}, o.MaxConnections),
-		done:      make(chan struct{}),
-		hasTarget: make(chan struct{}),
-		gens:      map[int]*genState{},
-		conns:     map[*conn]struct{}{},
+		ln:     ln,
+		lfd:    lfd,
+		lerr:   lerr,
+		o:      o,
+		gens:   map[int]*genState{},
+		done:   make(chan struct{}),
+		failed: make(chan error, maxLoops),
 	}
 }
 
@@ -139,20 +117,48 @@ func FileListener(f *os.File) (net.Listener, error) {
 
 // SetTarget makes addrs, the backends of generation gen (one per worker),
 // the destinations of every connection accepted from now on, in turn. gen
-// must be positive and addrs not empty.
+// must be positive and addrs not empty; an address is a literal IP:port
+// (rotini's generations listen on 127.0.0.1), and one that is not makes
+// the connections sent to it fail, with the reason in the log.
 func (r *Relay) SetTarget(gen int, addrs ...string) {
+	var aps []netip.AddrPort
+	var bad []string
+	for _, a := range addrs {
+		if ap, err := netip.ParseAddrPort(a); err == nil && ap.Addr().Zone() == "" {
+			aps = append(aps, ap)
+		} else {
+			bad = append(bad, a)
+		}
+	}
+	if len(bad) > 0 {
+		r.o.Log.Error("backend addresses must be literal IP:port, not used", "generation", gen, "addresses", fmt.Sprint(bad))
+	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	old := r.gen
-	r.gen, r.addrs = gen, append([]string(nil), addrs...)
+	r.gen, r.addrs, r.bad = gen, aps, bad
 	if r.gens[gen] == nil {
 		r.gens[gen] = &genState{drained: make(chan struct{})}
 	}
-	if old == 0 {
-		close(r.hasTarget)
-	} else if old != gen {
+	if old != 0 && old != gen {
 		r.maybeDrained(old)
 	}
+	var loops []*loop
+	if !r.closed {
+		loops = r.loops
+	}
+	r.mu.Unlock()
+	if old == 0 {
+		for _, l := range loops {
+			l.wake() // they start accepting
+		}
+	}
+}
+
+// hasTarget says whether SetTarget has been called.
+func (r *Relay) hasTarget() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen != 0
 }
 
 // Active is the number of connections relayed to generation gen now.
@@ -205,35 +211,28 @@ func (r *Relay) maybeDrained(gen int) {
 	}
 }
 
-// pick counts a new connection against the target and returns it.
-func (r *Relay) pick() (int, string) {
+// pick counts a new connection against the target and returns it with
+// its backends, the next one in turn first.
+func (r *Relay) pick() (int, []netip.AddrPort) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gens[r.gen].active++
-	return r.gen, r.nextAddr()
+	return r.gen, r.candidates()
 }
 
-// nextAddr takes the target's backends in turn. r.mu is held.
-func (r *Relay) nextAddr() string {
-	a := r.addrs[r.next%len(r.addrs)]
-	r.next++
-	return a
-}
-
-// siblings are the target's other backends when gen is still the target:
-// a worker that died, or restarts, does not fail the connection.
-func (r *Relay) siblings(gen int, tried string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.gen != gen {
+// candidates are the target's backends, starting with the next in turn:
+// a worker that died, or restarts, does not fail the connection when a
+// sibling answers. r.mu is held.
+func (r *Relay) candidates() []netip.AddrPort {
+	n := len(r.addrs)
+	if n == 0 {
 		return nil
 	}
-	var out []string
-	for _, a := range r.addrs {
-		if a != tried {
-			out = append(out, a)
-		}
+	out := make([]netip.AddrPort, n)
+	for i := range n {
+		out[i] = r.addrs[(r.next+i)%n]
 	}
+	r.next++
 	return out
 }
 
@@ -245,79 +244,102 @@ func (r *Relay) release(gen int) {
 	r.maybeDrained(gen)
 }
 
-// repick moves a connection whose dial to gen failed to the current
+// repick moves a connection whose dials to gen all failed to the current
 // target, if that is another generation.
-func (r *Relay) repick(gen int) (int, string, bool) {
+func (r *Relay) repick(gen int) (int, []netip.AddrPort, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gen == gen {
-		return gen, "", false
+		return gen, nil, false
 	}
 	r.gens[gen].active--
 	r.maybeDrained(gen)
 	r.gens[r.gen].active++
-	return r.gen, r.nextAddr(), true
+	return r.gen, r.candidates(), true
 }
 
-// Serve accepts connections until Close, which makes it return ErrClosed;
-// any other error of the listener but a transient one ends it too.
-func (r *Relay) Serve() error {
-	if r.lnerr != nil {
-		return r.lnerr
+// takeSlot counts a connection about to be accepted against
+// MaxConnections, or says the bound is reached.
+func (r *Relay) takeSlot() bool {
+	if r.active.Add(1) <= int64(r.o.MaxConnections) {
+		return true
 	}
-	lnrc, err := r.lnf.SyscallConn()
+	r.freeSlot()
+	return false
+}
+
+// freeSlot uncounts a connection. The one that brings the count below the
+// bound wakes the loops, which stopped accepting at it.
+func (r *Relay) freeSlot() {
+	if r.active.Add(-1) == int64(r.o.MaxConnections)-1 {
+		for _, l := range r.loops {
+			l.wake()
+		}
+	}
+}
+
+// Serve runs the relay's event loops, one per CPU the runtime uses (at
+// most 4), until Close, which makes it return ErrClosed. An error of the
+// listening socket other than a transient one ends it too; connections
+// already relayed go on until Close.
+func (r *Relay) Serve() error {
+	if r.lerr != nil {
+		return r.lerr
+	}
+	started := false
+	var err error
+	r.serveOnce.Do(func() {
+		started = true
+		err = r.startLoops(min(max(runtime.GOMAXPROCS(0), 1), maxLoops))
+	})
+	if !started {
+		return errors.New("proxy: Serve called twice")
+	}
 	if err != nil {
 		return err
 	}
-	var backoff time.Duration
-	for {
+	select {
+	case <-r.done:
+		return ErrClosed
+	case err := <-r.failed:
 		select {
-		case <-r.hasTarget:
 		case <-r.done:
 			return ErrClosed
+		default:
 		}
-		// At the bound, stop calling accept: clients wait in the backlog.
-		select {
-		case r.slots <- struct{}{}:
-		case <-r.done:
-			return ErrClosed
-		}
-		c, sa, err := acceptRaw(lnrc)
-		if err != nil {
-			<-r.slots
-			select {
-			case <-r.done:
-				return ErrClosed
-			default:
-			}
-			if !transient(err) {
-				return err
-			}
-			// EMFILE, ENFILE, ENOBUFS: another connection's end frees
-			// what is missing, so retry soon, without spinning.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			r.o.Log.Warn("accept failed, retrying", "error", err, "in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-r.done:
-				return ErrClosed
-			}
-			continue
-		}
-		backoff = 0
-		r.wg.Add(1)
-		go r.handle(c, sa)
+		return err
 	}
 }
 
-func transient(err error) bool {
-	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
-		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) ||
-		errors.Is(err, unix.ECONNABORTED)
+func (r *Relay) startLoops(n int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	for range n {
+		l, err := newLoop(r)
+		if err != nil {
+			for _, l := range r.loops {
+				l.closeFDs()
+			}
+			r.loops = nil
+			return err
+		}
+		r.loops = append(r.loops, l)
+	}
+	for _, l := range r.loops {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			l.run()
+		}()
+	}
+	return nil
 }
 
 // Close stops accepting, closes the listener given to New and every
-// relayed connection, and returns when their goroutines have ended.
+// relayed connection, and returns when the loops have ended.
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -325,212 +347,48 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.closing.Store(true)
 	close(r.done)
-	r.cancel()
-	for c := range r.conns {
-		c.close()
-	}
+	loops := r.loops
 	r.mu.Unlock()
-	err := r.ln.Close()
-	if r.lnf != nil {
-		r.lnf.Close() // wakes Serve's accept
+	for _, l := range loops {
+		l.wake()
 	}
 	r.wg.Wait()
-	return err
+	r.mu.Lock()
+	for _, l := range r.loops {
+		l.closeFDs()
+	}
+	r.loops = nil
+	r.mu.Unlock()
+	if r.lfd >= 0 {
+		unix.Close(r.lfd)
+	}
+	return r.ln.Close()
+}
+
+// transient says whether an accept error goes away once a connection
+// ends: the relay retries after a pause.
+func transient(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
 }
 
 // testHookDial runs before each dial; tests use it to switch the target
 // at that point.
 var testHookDial atomic.Pointer[func(addr string)]
 
-// dial connects to a backend: a literal IP:port (what rotini's
-// generations get) with dialRaw, a name through package net.
-func (r *Relay) dial(addr string) (endpoint, error) {
-	if h := testHookDial.Load(); h != nil {
-		(*h)(addr)
+// fail reports a loop's failure to Serve.
+func (r *Relay) fail(err error) {
+	select {
+	case r.failed <- err:
+	default:
 	}
-	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() == "" {
-		return dialRaw(r.ctx, ap, r.o.DialTimeout)
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.o.DialTimeout)
-	defer cancel()
-	d := net.Dialer{KeepAlive: -1} // as dialRaw
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return c.(*net.TCPConn), nil
 }
 
-// handle relays one accepted connection: it dials the backend, then runs
-// one direction while a second goroutine runs the other. The direction
-// that ends last cleans up: neither waits for the other.
-func (r *Relay) handle(client endpoint, remote netip.AddrPort) {
-	c := &conn{client: client, remote: remote}
-	if !r.connect(c) {
-		<-r.slots
-		r.wg.Done()
-		return
-	}
-	c.idle = r.watchIdle(c)
-	c.left.Store(2)
-	go r.direction(c, c.backend, c.client)
-	r.direction(c, c.client, c.backend)
-}
-
-// connect dials c's backend and registers c, or closes the client and
-// uncounts it.
-func (r *Relay) connect(c *conn) bool {
-	gen, addr := r.pick()
-	backend, err := r.dial(addr)
-	if err != nil {
-		for _, a := range r.siblings(gen, addr) {
-			if backend, err = r.dial(a); err == nil {
-				addr = a
-				break
-			}
-		}
-	}
-	if err != nil {
-		if g, a, moved := r.repick(gen); moved {
-			r.o.Log.Debug("dial failed, trying the new target", "generation", gen, "backend", addr, "error", err)
-			gen, addr = g, a
-			backend, err = r.dial(addr)
-		}
-	}
-	c.gen = gen
-	if err != nil {
-		r.o.Log.Warn("cannot reach backend, closing client connection",
-			"generation", gen, "backend", addr, "client", c.clientAddr().String(), "error", err)
-		c.client.Close()
-		r.release(gen)
-		return false
-	}
-	c.backend = backend
+// isTarget says whether gen is the target.
+func (r *Relay) isTarget(gen int) bool {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		c.close()
-		r.release(gen)
-		return false
-	}
-	r.conns[c] = struct{}{}
-	r.mu.Unlock()
-
-	if r.o.ProxyProtocol != None {
-		hdr := Header(r.o.ProxyProtocol, c.clientAddr(), localAddr(c.client))
-		if err := r.writeHeader(backend, hdr); err != nil {
-			r.o.Log.Warn("cannot send the proxy protocol header, closing client connection",
-				"generation", gen, "backend", addr, "error", err)
-			r.forget(c)
-			return false
-		}
-	}
-	return true
-}
-
-// direction copies src to dst (copyConn); one that fails closes both
-// sockets, which ends the other. The second to end finishes c.
-func (r *Relay) direction(c *conn, dst, src endpoint) {
-	if err := copyConn(dst, src, &c.ended); err != nil {
-		c.close()
-	}
-	if c.left.Add(-1) == 0 {
-		c.idle.Stop()
-		r.forget(c)
-		<-r.slots
-		r.wg.Done()
-	}
-}
-
-// forget closes a registered connection and uncounts it.
-func (r *Relay) forget(c *conn) {
-	r.mu.Lock()
-	delete(r.conns, c)
-	r.mu.Unlock()
-	c.close()
-	r.release(c.gen)
-}
-
-// writeHeader writes the PROXY protocol header to the backend, which has
-// DialTimeout to take it.
-func (r *Relay) writeHeader(backend endpoint, hdr []byte) error {
-	w := backend.(interface {
-		Write([]byte) (int, error)
-		SetWriteDeadline(time.Time) error
-	})
-	w.SetWriteDeadline(time.Now().Add(r.o.DialTimeout))
-	defer w.SetWriteDeadline(time.Time{})
-	_, err := w.Write(hdr)
-	return err
-}
-
-// copyConn copies src to dst until src's EOF, then half-closes dst, with
-// rawCopy. The second direction to reach EOF leaves dst's FIN to the close
-// that follows at once: dst is the other direction's source, read to its
-// EOF, so the close sends a FIN and not a reset, and the shutdown(2) would
-// only cost a syscall.
-func copyConn(dst, src syscall.Conn, ended *atomic.Bool) error {
-	drc, err := dst.SyscallConn()
-	if err != nil {
-		return err
-	}
-	srcrc, err := src.SyscallConn()
-	if err != nil {
-		return err
-	}
-	if err := rawCopy(drc, srcrc); err != nil {
-		return err
-	}
-	if !ended.Swap(true) {
-		closeWrite(drc)
-	}
-	return nil
-}
-
-// watchIdle closes c once no byte has gone either way for IdleTimeout.
-// A timer, not a goroutine: it wakes up at most once per IdleTimeout of
-// activity, and works while a direction is stuck writing to a peer that
-// does not read.
-func (r *Relay) watchIdle(c *conn) *time.Timer {
-	var t *time.Timer
-	var mu sync.Mutex // t is assigned after AfterFunc returns
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(r.o.IdleTimeout, func() {
-		idle, err := idleFor(c.backend)
-		if err != nil || idle >= r.o.IdleTimeout {
-			if err == nil {
-				r.o.Log.Debug("closing idle connection", "client", c.clientAddr().String(), "idle", idle)
-			}
-			c.close()
-			return
-		}
-		mu.Lock()
-		t.Reset(r.o.IdleTimeout - idle)
-		mu.Unlock()
-	})
-	return t
-}
-
-// idleFor is how long ago the backend socket last sent or received data:
-// what went to the backend came from the client and what came from it went
-// to the client, so it is the connection's idleness both ways.
-func idleFor(backend endpoint) (time.Duration, error) {
-	rc, err := backend.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var info *unix.TCPInfo
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil {
-		return 0, err
-	}
-	if serr != nil {
-		return 0, fmt.Errorf("TCP_INFO: %w", serr)
-	}
-	ms := min(info.Last_data_recv, info.Last_data_sent)
-	return time.Duration(ms) * time.Millisecond, nil
+	defer r.mu.Unlock()
+	return r.gen == gen
 }

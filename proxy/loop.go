@@ -1,0 +1,300 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A loop is one of a Relay's event loops: a goroutine that waits in
+// epoll_wait on its own epoll instance, accepts on the shared listening
+// socket (EPOLLEXCLUSIVE: a new connection wakes one waiting loop), and
+// moves the bytes of the connections it accepted. Everything a loop owns
+// (its connections' fds, buffers, pipes) is touched by its goroutine
+// alone; other goroutines only write to its eventfd (wake), and an idle
+// timer shuts a connection's sockets down under the connection's lock
+// (conn.checkIdle), which the loop sees as an event.
+type loop struct {
+	r         *Relay
+	epfd      int
+	wakefd    int
+	listening bool      // the listening socket is in the interest set
+	retryAt   time.Time // accepting paused after a transient error until then
+	conns     []*conn   // by fd: both of a connection's sockets map to it
+	again     []*conn   // connections whose turn ended with work left
+	dialing   []*conn   // connections whose connect is in flight
+	nextID    int32
+	events    [maxEvents]unix.EpollEvent
+	// buf is where small messages pass from one socket to the other; a
+	// write that takes only part of it leaves the rest in a buffer of
+	// the direction's own (flow.hold).
+	buf [copyBufSize]byte
+}
+
+const maxEvents = 128
+
+// The interest sets: every connected socket is edge-triggered, for
+// reading from its entry in the set on; writing is added only once a write
+// to it could not take everything (EPOLL_CTL_MOD, and kept). The listening
+// socket is level-triggered and exclusive.
+const (
+	evRead   uint32 = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+	evWrite  uint32 = evRead | unix.EPOLLOUT
+	evListen uint32 = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
+)
+
+// acceptBatch is the most connections one wake-up of the listening socket
+// accepts: level-triggered, it wakes the loop again if more are queued,
+// and a loop that stops early leaves them to the others.
+const acceptBatch = 4
+
+func newLoop(r *Relay) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := epollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, unix.EPOLLIN, 0); err != nil {
+		unix.Close(epfd)
+		unix.Close(wfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &loop{r: r, epfd: epfd, wakefd: wfd}, nil
+}
+
+// wake makes the loop look again at the relay's state: target, bound,
+// Close. Any goroutine may call it.
+func (l *loop) wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	sysWrite(l.wakefd, one[:])
+}
+
+func (l *loop) run() {
+	defer l.exit()
+	l.update()
+	for {
+		n, err := epollWait(l.epfd, l.events[:], l.timeout())
+		if err != nil && err != unix.EINTR {
+			l.r.o.Log.Error("relay loop stopped", "error", os.NewSyscallError("epoll_wait", err))
+			l.r.fail(err)
+			return
+		}
+		for i := range n {
+			ev := l.events[i]
+			switch fd := int(ev.Fd); {
+			case ev.Pad != 0:
+				if c := l.lookup(fd, ev.Pad); c != nil {
+					c.event(fd, ev.Events)
+				}
+			case fd == l.wakefd:
+				var b [8]byte
+				sysRead(l.wakefd, b[:])
+				if l.r.closing.Load() {
+					return
+				}
+				l.update()
+			case fd == l.r.lfd:
+				l.accept()
+			}
+		}
+		l.expireDials()
+		l.runAgain()
+		if !l.retryAt.IsZero() {
+			l.update()
+		}
+	}
+}
+
+// timeout is how long epoll_wait may wait: not at all while connections
+// have work left, until the first dial's deadline or the end of an accept
+// pause, else for ever.
+func (l *loop) timeout() int {
+	if len(l.again) > 0 {
+		return 0
+	}
+	var next time.Time
+	for _, c := range l.dialing {
+		if next.IsZero() || c.deadline.Before(next) {
+			next = c.deadline
+		}
+	}
+	if !l.retryAt.IsZero() && (next.IsZero() || l.retryAt.Before(next)) {
+		next = l.retryAt
+	}
+	if next.IsZero() {
+		return -1
+	}
+	return max(int(time.Until(next)/time.Millisecond)+1, 0)
+}
+
+// update puts the listening socket in the interest set or takes it out:
+// the loop accepts while the relay has a target, is not at its bound, and
+// no accept pause runs.
+func (l *loop) update() {
+	if !l.retryAt.IsZero() && !time.Now().Before(l.retryAt) {
+		l.retryAt = time.Time{}
+	}
+	want := l.r.hasTarget() && l.retryAt.IsZero() &&
+		l.r.active.Load() < int64(l.r.o.MaxConnections)
+	if want == l.listening {
+		return
+	}
+	op := unix.EPOLL_CTL_DEL
+	if want {
+		op = unix.EPOLL_CTL_ADD
+	}
+	if err := epollCtl(l.epfd, op, l.r.lfd, evListen, 0); err != nil {
+		l.r.o.Log.Error("cannot watch the listening socket", "error", os.NewSyscallError("epoll_ctl", err))
+		return
+	}
+	l.listening = want
+}
+
+func (l *loop) accept() {
+	for range acceptBatch {
+		if !l.r.takeSlot() {
+			l.update() // at the bound: clients wait in the backlog
+			return
+		}
+		fd, remote, err := accept4(l.r.lfd)
+		if err != nil {
+			l.r.freeSlot()
+			switch {
+			case err == unix.EAGAIN:
+			case transient(err):
+				// EMFILE, ENFILE, ENOBUFS: a connection's end frees what
+				// is missing; until then a level-triggered listener would
+				// spin.
+				l.r.o.Log.Warn("accept failed, retrying", "error", os.NewSyscallError("accept4", err), "in", acceptPause)
+				l.retryAt = time.Now().Add(acceptPause)
+				l.update()
+			default:
+				l.r.o.Log.Error("accept failed, relay stops accepting", "error", os.NewSyscallError("accept4", err))
+				l.retryAt = time.Now().Add(24 * time.Hour)
+				l.update()
+				l.r.fail(os.NewSyscallError("accept4", err))
+			}
+			return
+		}
+		l.start(fd, remote)
+	}
+}
+
+// acceptPause is how long a loop stops accepting after a transient error.
+const acceptPause = 50 * time.Millisecond
+
+// add makes fd one of c's sockets in the loop's table and interest set.
+func (l *loop) add(c *conn, fd int, events uint32) error {
+	if err := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, events, c.id); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*conn, max(len(l.conns), 64))...)
+	}
+	l.conns[fd] = c
+	return nil
+}
+
+// remove forgets fd, which the caller closes: the kernel drops a closed
+// socket from every interest set (none of the relay's fds is ever
+// duplicated).
+func (l *loop) remove(fd int) {
+	l.conns[fd] = nil
+}
+
+// lookup is the connection an event is for. An fd closed earlier in the
+// same batch of events, and reused by a connection accepted since, would
+// hand its event to the newcomer: the id in the event's data tells them
+// apart.
+func (l *loop) lookup(fd int, id int32) *conn {
+	if fd < 0 || fd >= len(l.conns) {
+		return nil
+	}
+	if c := l.conns[fd]; c != nil && c.id == id {
+		return c
+	}
+	return nil
+}
+
+// newID numbers connections; 0 is the loop's own fds.
+func (l *loop) newID() int32 {
+	l.nextID++
+	if l.nextID <= 0 {
+		l.nextID = 1
+	}
+	return l.nextID
+}
+
+// requeue gives c another turn after this round of events.
+func (l *loop) requeue(c *conn) {
+	if !c.queued {
+		c.queued = true
+		l.again = append(l.again, c)
+	}
+}
+
+func (l *loop) runAgain() {
+	if len(l.again) == 0 {
+		return
+	}
+	again := l.again
+	l.again = nil
+	for _, c := range again {
+		c.queued = false
+		if !c.done {
+			c.run()
+		}
+	}
+}
+
+// expireDials fails the connects that have taken DialTimeout.
+func (l *loop) expireDials() {
+	if len(l.dialing) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, c := range append([]*conn(nil), l.dialing...) {
+		if !c.done && c.pending && !now.Before(c.deadline) {
+			c.dialFailed(errors.New("connect: timed out"))
+		}
+	}
+}
+
+// undial takes c off the list of connects in flight.
+func (l *loop) undial(c *conn) {
+	for i, d := range l.dialing {
+		if d == c {
+			l.dialing = append(l.dialing[:i], l.dialing[i+1:]...)
+			return
+		}
+	}
+}
+
+// exit closes every connection of the loop. Its own fds are closed by
+// Relay.Close once every loop has ended, since the others may wake it
+// until then.
+func (l *loop) exit() {
+	for _, c := range l.conns {
+		if c != nil && !c.done {
+			c.close()
+		}
+	}
+	for _, c := range l.dialing {
+		if !c.done {
+			c.close()
+		}
+	}
+}
+
+func (l *loop) closeFDs() {
+	unix.Close(l.epfd)
+	unix.Close(l.wakefd)
+}
