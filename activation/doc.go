@@ -3,6 +3,9 @@
 // NOTIFY_SOCKET for the READY=1 and STATUS= it sends back.
 //
 // Invariants:
+//   - A worker's LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID and NOTIFY_SOCKET
+//     are set for it or absent, never what rotini itself inherited
+//     (WorkerEnv, and the shim for LISTEN_PID).
 //   - A READY=1 counts only for the worker that sent it or an ancestor
 //     worker of the sender, and only on the worker's own app's socket:
 //     no process group, no other app, no other user can make a worker

@@ -35,6 +35,10 @@ type Manager struct {
 
 	mu   sync.Mutex
 	code *int // first crash-loop code
+	// watchersClosed is set by wait, under mu, before it closes the apps'
+	// watchers; a watcher set up after that is closed by its starter
+	// instead of being kept where nobody would close it (watch).
+	watchersClosed bool
 }
 
 // New prepares a Manager; Start starts the apps' first generations. It
@@ -96,16 +100,36 @@ func (m *Manager) Start() {
 	}
 	for _, a := range m.apps {
 		if a.watchOpts != nil {
-			go func() {
-				// The same path as HUP: the config is read again too.
-				reload := func(why string) { m.reload([]string{a.name}, nil, nil, why) }
-				if w := startWatcher(a, reload); w != nil {
-					a.watcher.Store(w)
-				}
-			}()
+			go m.watch(a)
 		}
 	}
 	go m.wait()
+}
+
+// watch sets up a's watcher and, unless rotini has stopped meanwhile,
+// keeps it in a.watcher and starts it. Setting up may outlast every app:
+// mu orders the keeping against wait, which sets watchersClosed before it
+// closes the kept watchers, so each watcher is closed by exactly one of
+// them and none delivers a change after rotini stopped.
+func (m *Manager) watch(a *app) {
+	// The same path as HUP: the config is read again too.
+	reload := func(why string) { m.reload([]string{a.name}, nil, nil, why) }
+	w := newWatcher(a, reload)
+	if w == nil {
+		return
+	}
+	m.mu.Lock()
+	closed := m.watchersClosed
+	if !closed {
+		a.watcher.Store(w)
+	}
+	m.mu.Unlock()
+	if closed {
+		w.Close()
+		return
+	}
+	// Start after Close (wait's, racing with this) does nothing.
+	w.Start()
 }
 
 func (m *Manager) wait() {
@@ -122,6 +146,7 @@ func (m *Manager) wait() {
 	if m.code != nil {
 		code = *m.code
 	}
+	m.watchersClosed = true
 	m.mu.Unlock()
 	for _, a := range m.apps {
 		if w := a.watcher.Load(); w != nil {

@@ -6,10 +6,10 @@ import (
 	"github.com/rotini-dev/rotini/watch"
 )
 
-// startWatcher starts a's watcher, which calls reload with why for each
-// change; nil when it cannot start, which is logged: the app runs without
-// it.
-func startWatcher(a *app, reload func(why string)) *watch.Watcher {
+// newWatcher sets up a's watcher, which once started calls reload with
+// why for each change; nil when it cannot be set up, which is logged: the
+// app runs without it.
+func newWatcher(a *app, reload func(why string)) *watch.Watcher {
 	o := *a.watchOpts
 	o.Log = a.log.Named("watch")
 	o.OnChange = func(c watch.Change) {
@@ -28,6 +28,5 @@ func startWatcher(a *app, reload func(why string)) *watch.Watcher {
 		a.log.Error("cannot watch; reload by signal or CLI only", "paths", o.Paths, "error", err)
 		return nil
 	}
-	w.Start()
 	return w
 }

@@ -101,18 +101,11 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 	env = setEnv(env, "ROTINI_APP", a.name)
 	env = setEnv(env, "ROTINI_GENERATION", strconv.Itoa(g.num))
 	env = setEnv(env, "ROTINI_WORKER", strconv.Itoa(index))
-	if len(files) > 3 {
-		env = setEnv(env, "LISTEN_FDS", strconv.Itoa(len(files)-3))
-		env = setEnv(env, "LISTEN_FDNAMES", strings.Join(names, ":"))
-	} else {
-		env = unsetEnv(env, "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID")
-	}
 	notify := a.m.notify.Path(a.name)
-	if g.o.Ready.Notify && notify != "" {
-		env = setEnv(env, "NOTIFY_SOCKET", notify)
-	} else {
-		env = unsetEnv(env, "NOTIFY_SOCKET")
+	if !g.o.Ready.Notify {
+		notify = ""
 	}
+	env = activation.WorkerEnv(env, names, notify)
 	path, err := lookPath(argv[0], dir, env)
 	if err != nil {
 		return nil, err
@@ -127,7 +120,7 @@ func (a *app) buildSpawn(g *generation, index int) (*spawnSpec, error) {
 		sys.Credential = cred
 		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
-	if notify != "" && g.o.Ready.Notify {
+	if notify != "" {
 		// The app's socket is 0600: its workers' user must own it.
 		a.m.notify.Own(a.name, uid, gid)
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rotini-dev/rotini/control"
+	"github.com/rotini-dev/rotini/procfs"
 )
 
 // Tests that rotini, as an init, cannot be wedged or killed by what happens
@@ -482,13 +483,9 @@ func TestChildrenInheritSignalState(t *testing.T) {
 		wantBlk = 1<<(syscall.SIGUSR1-1) | 1<<(syscall.SIGWINCH-1)
 	)
 	// launch runs argv with HUP and TTOU ignored and USR1 and WINCH
-	// blocked; python3 execs, keeping the pid.
+	// blocked.
 	launch := func(argv ...string) []string {
-		return append([]string{"python3", "-c", `import os, signal, sys
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGWINCH])
-os.execv(sys.argv[1], sys.argv[1:])`}, argv...)
+		return withSignalState([]syscall.Signal{syscall.SIGHUP, syscall.SIGTTOU}, []syscall.Signal{syscall.SIGUSR1, syscall.SIGWINCH}, argv...)
 	}
 	// report prints "WHO ign=X blk=Y" from /proc/self/status.
 	report := func(who string) string {
@@ -567,13 +564,8 @@ func TestChildrenInheritWhatTheRuntimeTakesOver(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build without the entry point: %v\n%s", err, out)
 	}
-	// python3 sets the state and execs, keeping the pid.
 	launch := func(argv ...string) []string {
-		return append([]string{"python3", "-c", `import os, signal, sys
-for s in (signal.SIGTERM, signal.SIGUSR2, signal.SIGQUIT):
-    signal.signal(s, signal.SIG_IGN)
-signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
-os.execv(sys.argv[1], sys.argv[1:])`}, argv...)
+		return withSignalState([]syscall.Signal{syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGQUIT}, []syscall.Signal{syscall.SIGTERM}, argv...)
 	}
 	// state runs bin as the zero-config init of grep, which prints its
 	// own SigBlk and SigIgn.
@@ -599,5 +591,67 @@ os.execv(sys.argv[1], sys.argv[1:])`}, argv...)
 	}
 	if ign, blk := state(t, noEntry); ign&wantIgn != 0 || blk&wantBlk != 0 {
 		t.Errorf("negative control: the child of rotini linked without its entry point got ignored %x blocked %x of %x and %x; the entry point is not what this test checks", ign, blk, uint64(wantIgn), uint64(wantBlk))
+	}
+}
+
+// withSignalState is the command line that runs argv with the signals
+// ignored ignored and blocked blocked, as a parent (a shell's trap, nohup, a
+// supervisor) hands them over: python3 sets them and execs argv, keeping
+// the pid.
+func withSignalState(ignored, blocked []syscall.Signal, argv ...string) []string {
+	list := func(sigs []syscall.Signal) string {
+		var s []string
+		for _, sig := range sigs {
+			s = append(s, strconv.Itoa(int(sig)))
+		}
+		return strings.Join(s, ",")
+	}
+	return append([]string{"python3", "-c", `import os, signal, sys
+num = lambda arg: [int(s) for s in arg.split(",") if s]
+for s in num(sys.argv[1]):
+    signal.signal(s, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, num(sys.argv[2]))
+os.execv(sys.argv[3], sys.argv[3:])`, list(ignored), list(blocked)}, argv...)
+}
+
+// A TERM that rotini inherited both ignored and blocked still stops it (the
+// README: rotini itself still receives what it hands its children as it
+// was handed over). The child inherits TERM ignored and blocked, so the
+// stop signal does nothing to it: it is SIGKILLed at the stop timeout, and
+// rotini exits with the child's 128+SIGKILL.
+func TestInheritedIgnoredBlockedTERMStillStops(t *testing.T) {
+	const term = 1 << (syscall.SIGTERM - 1)
+	for _, m := range bothModes {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Parallel()
+			argv := withSignalState([]syscall.Signal{syscall.SIGTERM}, []syscall.Signal{syscall.SIGTERM},
+				cmdline([]string{rotiniBin, "--log-level", "debug", "--stop-timeout", "1s"}, "sh", "-c", "echo ready; exec sleep 1000")...)
+			if m == asPID1 {
+				requirePIDNamespace(t)
+				argv = unshareArgv(argv...)
+			}
+			p := start(t, procOptions{}, argv...)
+			p.waitLine(t, "ready", waitDeadline)
+			// The premise: rotini's child got TERM as rotini was handed it.
+			kids := children(p.target(t))
+			if len(kids) != 1 {
+				t.Fatalf("rotini has children %v, want one", kids)
+			}
+			st, err := procfs.Status(kids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ign, _ := strconv.ParseUint(st["SigIgn"], 16, 64)
+			blk, _ := strconv.ParseUint(st["SigBlk"], 16, 64)
+			if ign&term == 0 || blk&term == 0 {
+				t.Fatalf("rotini's child has SigIgn %x SigBlk %x: TERM is not both ignored and blocked", ign, blk)
+			}
+
+			p.signal(t, syscall.SIGTERM)
+			p.waitStderrLine(t, regexp.MustCompile(`signal received: signal=SIGTERM action=stop$`), waitDeadline)
+			p.waitStderrLine(t, regexp.MustCompile(`stop timeout: killing`), waitDeadline)
+			p.waitStderrLine(t, regexp.MustCompile(`exited: .*status="killed by signal SIGKILL" code=137$`), waitDeadline)
+			expectExited(t, p, 128+int(syscall.SIGKILL))
+		})
 	}
 }
