@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +19,14 @@ import (
 // timer shuts a connection's sockets down under the connection's lock
 // (conn.checkIdle), which the loop sees as an event.
 type loop struct {
-	r         *Relay
-	epfd      int
+	r    *Relay
+	epfd int
+	// ep is epfd in the runtime's poller, where the loop's goroutine
+	// parks while nothing is ready (see run); its read deadline is the
+	// loop's next timer.
+	ep        *os.File
+	epc       syscall.RawConn
+	deadline  time.Time
 	wakefd    int
 	listening bool      // the listening socket is in the interest set
 	retryAt   time.Time // accepting paused after a transient error until then
@@ -66,7 +73,21 @@ func newLoop(r *Relay) (*loop, error) {
 		unix.Close(wfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &loop{r: r, epfd: epfd, wakefd: wfd}, nil
+	// Non-blocking, so that os.NewFile puts it in the runtime's poller
+	// (epoll_wait itself ignores the flag).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	epc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		unix.Close(wfd)
+		return nil, err
+	}
+	return &loop{r: r, epfd: epfd, ep: ep, epc: epc, wakefd: wfd}, nil
 }
 
 // wake makes the loop look again at the relay's state: target, bound,
@@ -77,16 +98,54 @@ func (l *loop) wake() {
 	sysWrite(l.wakefd, one[:])
 }
 
+// run is the loop's goroutine. It waits for its epoll instance to have
+// events in the runtime's poller, like any goroutine reading a socket,
+// and collects them with a raw epoll_wait that does not wait: no thread
+// is held while the relay is idle, and a busy loop never enters a
+// blocking syscall, whose P the runtime would hand to another thread.
 func (l *loop) run() {
 	defer l.exit()
 	l.update()
 	for {
-		n, err := epollWait(l.epfd, l.events[:], l.timeout())
-		if err != nil && err != unix.EINTR {
-			l.r.o.Log.Error("relay loop stopped", "error", os.NewSyscallError("epoll_wait", err))
+		var perr error
+		err := l.epc.Read(func(uintptr) bool {
+			park, err := l.poll()
+			perr = err
+			return !park
+		})
+		if err == nil {
+			err = perr
+		}
+		if l.r.closing.Load() {
+			return
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.expireDials()
+			l.update()
+		default:
+			l.r.o.Log.Error("relay loop stopped", "error", err)
 			l.r.fail(err)
 			return
 		}
+		l.setDeadline()
+	}
+}
+
+// poll handles what is ready until nothing is, and says whether the loop
+// may park (true) or must return to run: closing, a timer to set, an
+// error. Parking is safe only once the instance's ready list has been
+// seen empty, or holds nothing but edge-triggered events already taken:
+// from then on anything new wakes the poller. The listening socket is
+// level-triggered, so a poll that reported it polls again.
+func (l *loop) poll() (park bool, err error) {
+	for {
+		n, err := epollWait(l.epfd, l.events[:])
+		if err != nil {
+			return false, os.NewSyscallError("epoll_wait", err)
+		}
+		again := n == len(l.events)
 		for i := range n {
 			ev := l.events[i]
 			switch fd := int(ev.Fd); {
@@ -98,28 +157,37 @@ func (l *loop) run() {
 				var b [8]byte
 				sysRead(l.wakefd, b[:])
 				if l.r.closing.Load() {
-					return
+					return false, nil
 				}
 				l.update()
 			case fd == l.r.lfd:
 				l.accept()
+				again = true
 			}
 		}
-		l.expireDials()
 		l.runAgain()
-		if !l.retryAt.IsZero() {
-			l.update()
+		if len(l.again) > 0 {
+			again = true
+		}
+		if !again {
+			return l.nextTimer().Equal(l.deadline), nil
 		}
 	}
 }
 
-// timeout is how long epoll_wait may wait: not at all while connections
-// have work left, until the first dial's deadline or the end of an accept
-// pause, else for ever.
-func (l *loop) timeout() int {
-	if len(l.again) > 0 {
-		return 0
+// setDeadline makes the next timer the read deadline of the loop's wait.
+func (l *loop) setDeadline() {
+	next := l.nextTimer()
+	if next.Equal(l.deadline) {
+		return
 	}
+	l.deadline = next
+	l.ep.SetReadDeadline(next)
+}
+
+// nextTimer is when the loop must run without an event: the first dial's
+// deadline or the end of an accept pause; zero for none.
+func (l *loop) nextTimer() time.Time {
 	var next time.Time
 	for _, c := range l.dialing {
 		if next.IsZero() || c.deadline.Before(next) {
@@ -129,10 +197,7 @@ func (l *loop) timeout() int {
 	if !l.retryAt.IsZero() && (next.IsZero() || l.retryAt.Before(next)) {
 		next = l.retryAt
 	}
-	if next.IsZero() {
-		return -1
-	}
-	return max(int(time.Until(next)/time.Millisecond)+1, 0)
+	return next
 }
 
 // update puts the listening socket in the interest set or takes it out:
@@ -295,6 +360,6 @@ func (l *loop) exit() {
 }
 
 func (l *loop) closeFDs() {
-	unix.Close(l.epfd)
+	l.ep.Close()
 	unix.Close(l.wakefd)
 }

@@ -13,7 +13,7 @@ import (
 // stack before it returns (often more than 20 µs), and the runtime hands
 // the P of a goroutine that stays that long in a Syscall to another
 // thread, which would cost a thread wake-up and two context switches per
-// message on a busy relay. Only epoll_wait, which does wait, is a Syscall.
+// message on a busy relay.
 
 // rawNoEINTR makes a raw syscall again while it is interrupted.
 func rawNoEINTR(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
@@ -62,20 +62,8 @@ func epollCtl(epfd, op, fd int, events uint32, id int32) error {
 	return nil
 }
 
-// epollWait is epoll_wait(2) through the runtime's Syscall, which lets
-// another thread run Go code while this one waits. A timeout of 0 only
-// polls, raw.
-func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
-	var r uintptr
-	var e syscall.Errno
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(events)))
-	if msec == 0 {
-		r, _, e = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
-	} else {
-		r, _, e = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), p, uintptr(len(events)), uintptr(msec), 0, 0)
-	}
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
+// epollWait is epoll_wait(2) with a timeout of 0, raw: it never waits
+// (the loop waits in the runtime's poller instead).
+func epollWait(epfd int, events []unix.EpollEvent) (int, error) {
+	return rawNoEINTR(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 }
