@@ -47,9 +47,11 @@ type conn struct {
 type flow struct {
 	src, dst int
 	// readable: src may have bytes or its EOF (an event said so and no
-	// read since has shown it empty). hup: src's peer has sent its FIN
-	// or src failed, so a short read no longer means it is empty.
-	readable, hup bool
+	// read since has shown it empty). rdhup: src's peer had sent its FIN
+	// when an event was reported, so once src's bytes are read, its EOF
+	// is all that is left. hup: src failed or is shut down, so a short
+	// read no longer means it is empty.
+	readable, rdhup, hup bool
 	eof           bool // src's EOF is read and passed on
 	splicing      bool // bulk: src's bytes go through pipe
 	// pend are bytes read but not yet written, in hold (from copyBufs);
@@ -181,7 +183,10 @@ func (c *conn) event(fd int, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		f := &c.flows[s] // the flow that reads socket s
 		f.readable = true
-		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if ev&unix.EPOLLRDHUP != 0 {
+			f.rdhup = true
+		}
+		if ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			f.hup = true
 		}
 	}
@@ -312,9 +317,14 @@ func (f *flow) move(c *conn) error {
 		}
 		// A short read emptied src: bytes that arrive after it raise
 		// a new event (edge-triggered), so no read need say EAGAIN.
-		// Once src's peer has sent its FIN that event is spent, so the
-		// EOF behind the bytes is read now.
-		if !f.hup {
+		// Once src's peer has sent its FIN that event is spent: no
+		// byte can follow the FIN, so the EOF behind the bytes is
+		// passed on now. An error or shutdown is read to its end.
+		switch {
+		case f.hup:
+		case f.rdhup:
+			return f.finish(c)
+		default:
 			f.readable = false
 			return nil
 		}

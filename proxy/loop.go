@@ -138,7 +138,9 @@ func (l *loop) run() {
 // error. Parking is safe only once the instance's ready list has been
 // seen empty, or holds nothing but edge-triggered events already taken:
 // from then on anything new wakes the poller. The listening socket is
-// level-triggered, so a poll that reported it polls again.
+// level-triggered: once reported it stays on the ready list, and only an
+// accept that said EAGAIN proves it empty; otherwise the loop polls
+// again.
 func (l *loop) poll() (park bool, err error) {
 	for {
 		n, err := epollWait(l.epfd, l.events[:])
@@ -161,8 +163,9 @@ func (l *loop) poll() (park bool, err error) {
 				}
 				l.update()
 			case fd == l.r.lfd:
-				l.accept()
-				again = true
+				if !l.accept() {
+					again = true
+				}
 			}
 		}
 		l.runAgain()
@@ -223,11 +226,13 @@ func (l *loop) update() {
 	l.listening = want
 }
 
-func (l *loop) accept() {
+// accept accepts up to acceptBatch connections, and says whether the
+// queue was seen empty (or the listening socket is no longer watched).
+func (l *loop) accept() bool {
 	for range acceptBatch {
 		if !l.r.takeSlot() {
 			l.update() // at the bound: clients wait in the backlog
-			return
+			return true
 		}
 		fd, remote, err := accept4(l.r.lfd)
 		if err != nil {
@@ -247,10 +252,11 @@ func (l *loop) accept() {
 				l.update()
 				l.r.fail(os.NewSyscallError("accept4", err))
 			}
-			return
+			return true
 		}
 		l.start(fd, remote)
 	}
+	return false
 }
 
 // acceptPause is how long a loop stops accepting after a transient error.
