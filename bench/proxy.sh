@@ -84,6 +84,14 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
+# sys_ticks PID…: the system (kernel) part of that.
+sys_ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{print $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
 hz=$(getconf CLK_TCK)
 
 # child_cpu FILE: user+system seconds of this shell's finished children
@@ -117,6 +125,43 @@ app_pid=$(pgrep -P "$rot" -f "testapp serve" | head -n1)
 # "relaying new connections: generation=1 listener=http to=127.0.0.1:PORT"
 app_addr=$(sed -n 's/.*relaying new connections:.* to=\([0-9.:]*\).*/\1/p' "$tmp/rotini.log" | head -n1)
 [[ -n $app_addr ]] || die "no 'relaying new connections' line in rotini's log"
+
+# Memory per idle relayed connection: IDLE_CONNS clients that connect and
+# send nothing, held open while rotini's RSS is read. Before any load, so
+# that no heap the load grew and freed hides what they take.
+rss() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+fds_before=$(ls "/proc/$rot/fd" | wc -l)
+before=$(rss "$rot")
+python3 - "$rot_port" "$IDLE_CONNS" "$rot" "$fds_before" "$tmp/idle.out" <<'PY' &
+import os, socket, sys, time
+port, n, relay, base, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+# Wait until rotini has accepted and dialled them all: its open fds grow
+# by 2 per connection.
+def fds():
+    return len(os.listdir(f"/proc/{relay}/fd"))
+deadline = time.time() + 60
+while time.time() < deadline:
+    if fds() >= base + 2 * n:
+        break
+    time.sleep(0.1)
+time.sleep(1)
+with open(out, "w") as f:
+    f.write(str(fds()))
+time.sleep(3600)
+PY
+idle=$!
+pids+=("$idle")
+for _ in $(seq 600); do
+	[[ -s $tmp/idle.out ]] && break
+	sleep 0.1
+done
+[[ -s $tmp/idle.out ]] || die "the idle clients did not get relayed within 60 s"
+after=$(rss "$rot")
+fds=$(cat "$tmp/idle.out")
+kill -TERM "$idle" 2>/dev/null || true
+per=$(awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN{printf "%.1f", (a-b)/n}')
+fds_per=$(awk -v a="$fds" -v b="$fds_before" -v n="$IDLE_CONNS" 'BEGIN{printf "%.2f", (a-b)/n}')
 
 # HAProxy, mode tcp
 hap_port=$(free_port)
@@ -199,12 +244,12 @@ declare -A rps cpu
 # (rotini's worker) and of wrk: on a shared machine the throughput moves
 # with the other load, the CPU each spends per request much less.
 run() {
-	local round=$1 i=$2 load=$3 out r p99 sock non2xx n c=— a0 a1 c0 c1
+	local round=$1 i=$2 load=$3 out r p99 sock non2xx n c=— k=— a0 a1 c0 c1 k0 k1
 	local -a ps
 	read -r -a ps <<<"${procs[$i]}"
 	[[ $load == new-conn ]] && conntrack_room
 	log "round $round: ${labels[$i]}: $load"
-	((${#ps[@]})) && c0=$(cpu_ticks "${ps[@]}")
+	((${#ps[@]})) && c0=$(cpu_ticks "${ps[@]}") && k0=$(sys_ticks "${ps[@]}")
 	a0=$(cpu_ticks "$app_pid")
 	times >"$tmp/times0"
 	if [[ $load == keep-alive ]]; then
@@ -221,14 +266,16 @@ run() {
 	n=$(awk '/requests in/{print $1}' <<<"$out")
 	if ((${#ps[@]})); then
 		c1=$(cpu_ticks "${ps[@]}")
+		k1=$(sys_ticks "${ps[@]}")
 		c=$(per_req "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN{print t / hz}')" "$n")
+		k=$(per_req "$(awk -v t=$((k1 - k0)) -v hz="$hz" 'BEGIN{print t / hz}')" "$n")
 	fi
 	local app wrkc
 	app=$(per_req "$(awk -v t=$((a1 - a0)) -v hz="$hz" 'BEGIN{print t / hz}')" "$n")
 	wrkc=$(per_req "$(awk -v a="$(child_cpu "$tmp/times0")" -v b="$(child_cpu "$tmp/times1")" 'BEGIN{print b - a}')" "$n")
 	rps[$round,$i,$load]=${r:-0}
 	cpu[$round,$i,$load]=$c
-	rows+=("| $round | ${labels[$i]} | $load | ${r:-n/a} | ${p99:-n/a} | $c | $app | $wrkc | non-2xx ${non2xx:-0}; socket: ${sock:-none} |")
+	rows+=("| $round | ${labels[$i]} | $load | ${r:-n/a} | ${p99:-n/a} | $c | $k | $app | $wrkc | non-2xx ${non2xx:-0}; socket: ${sock:-none} |")
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -280,42 +327,6 @@ if ((STRACE_SECS > 0)); then
 	done
 fi
 
-# Memory per idle relayed connection: IDLE_CONNS clients that connect and
-# send nothing, held open while rotini's RSS is read.
-rss() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-fds_before=$(ls "/proc/$rot/fd" | wc -l)
-before=$(rss "$rot")
-python3 - "$rot_port" "$IDLE_CONNS" "$rot" "$fds_before" "$tmp/idle.out" <<'PY' &
-import os, socket, sys, time
-port, n, relay, base, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
-# Wait until rotini has accepted and dialled them all: its open fds grow
-# by 2 per connection.
-def fds():
-    return len(os.listdir(f"/proc/{relay}/fd"))
-deadline = time.time() + 60
-while time.time() < deadline:
-    if fds() >= base + 2 * n:
-        break
-    time.sleep(0.1)
-time.sleep(1)
-with open(out, "w") as f:
-    f.write(str(fds()))
-time.sleep(3600)
-PY
-idle=$!
-pids+=("$idle")
-for _ in $(seq 600); do
-	[[ -s $tmp/idle.out ]] && break
-	sleep 0.1
-done
-[[ -s $tmp/idle.out ]] || die "the idle clients did not get relayed within 60 s"
-after=$(rss "$rot")
-fds=$(cat "$tmp/idle.out")
-kill -TERM "$idle" 2>/dev/null || true
-per=$(awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN{printf "%.1f", (a-b)/n}')
-fds_per=$(awk -v a="$fds" -v b="$fds_before" -v n="$IDLE_CONNS" 'BEGIN{printf "%.2f", (a-b)/n}')
-
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 # Paths under $tmp are printed relative to it: no machine's temp dir in
 # the results.
@@ -338,10 +349,12 @@ proxy's processes during the run (rotini's own process, not its worker)
 divided by the requests wrk completed: what the hop costs, and less at the
 mercy of the machine's other load than req/s; the app's (its process) and
 wrk's are measured the same way, so that a proxy's share of the CPU that
-client, proxy and app share on these cores can be read off.
+client, proxy and app share on these cores can be read off. "of it in
+the kernel" is the system part of the proxy's: the sockets' TCP work,
+which any proxy that relays through them pays.
 
-| round | target | load | req/s | p99 | proxy CPU per request [µs] | app CPU per request [µs] | wrk CPU per request [µs] | errors |
-| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |
+| round | target | load | req/s | p99 | proxy CPU per request [µs] | of it in the kernel [µs] | app CPU per request [µs] | wrk CPU per request [µs] | errors |
+| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 $(printf '%s\n' "${rows[@]}")
 
 Ratios within each round (rotini proxy mode over HAProxy; CPU: lower is
@@ -364,10 +377,11 @@ $(printf '%s\n' "${strace_rows[@]}")
 EOS
 fi)
 
-rotini's memory per idle relayed connection: VmRSS $before KiB before,
-$after KiB with $IDLE_CONNS idle clients relayed: **$per KiB per
-connection**, and $fds_per more open fds per connection (its 2 sockets;
-no pipe is held while a connection is idle).
+rotini's memory per idle relayed connection, measured before the load
+runs: VmRSS $before KiB before, $after KiB with $IDLE_CONNS idle clients
+relayed: **$per KiB per connection**, and $fds_per more open fds per
+connection (its 2 sockets; an idle connection holds no goroutine, no
+buffer and no pipe).
 
 Commands (binaries built into the run's temporary directory, named here
 without it):

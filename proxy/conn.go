@@ -52,8 +52,8 @@ type flow struct {
 	// is all that is left. hup: src failed or is shut down, so a short
 	// read no longer means it is empty.
 	readable, rdhup, hup bool
-	eof           bool // src's EOF is read and passed on
-	splicing      bool // bulk: src's bytes go through pipe
+	eof                  bool // src's EOF is read and passed on
+	splicing             bool // bulk: src's bytes go through pipe
 	// pend are bytes read but not yet written, in hold (from copyBufs);
 	// inPipe bytes wait in pipe.
 	hold   *[]byte

@@ -434,6 +434,75 @@ func TestDialFailure(t *testing.T) {
 	})
 }
 
+// silentBackend is a loopback address whose listener never accepts and
+// whose queue is full, so that the kernel drops the SYNs of further
+// connects: they stay in flight, as to a host that does not answer.
+func silentBackend(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	// A backlog of 0 queues one connection; the next connect then hangs.
+	for {
+		d := net.Dialer{Timeout: 200 * time.Millisecond}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			if !isTimeout(err) {
+				t.Fatal(err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// A backend that does not answer is given up after DialTimeout: the
+// client's connection goes to a sibling that answers, or is closed when
+// there is none. The connect waits in the loop, which serves other
+// connections meanwhile.
+func TestDialTimeout(t *testing.T) {
+	silent := silentBackend(t)
+	t.Run("sibling", func(t *testing.T) {
+		b := startBackend(t, bannerEcho("B"))
+		r, addr := startRelay(t, Options{DialTimeout: time.Second})
+		r.SetTarget(1, silent, b)
+		first := dial(t, addr) // tries silent first
+		eventually(t, "the first connection relayed", func() bool { return r.Active(1) == 1 })
+		// While its connect waits, the next connection (b first) is
+		// served.
+		second := dial(t, addr)
+		if got := second.line(t); got != "B" {
+			t.Fatalf("second connection: got %q, want B", got)
+		}
+		if got := first.line(t); got != "B" {
+			t.Fatalf("first connection: got %q, want B from the sibling", got)
+		}
+	})
+	t.Run("none answers", func(t *testing.T) {
+		r, addr := startRelay(t, Options{DialTimeout: 500 * time.Millisecond})
+		r.SetTarget(1, silent)
+		c := dial(t, addr)
+		c.SetReadDeadline(time.Now().Add(waitFor))
+		if _, err := c.r.ReadByte(); err == nil || isTimeout(err) {
+			t.Fatalf("read %v, want the connection closed after the dial timed out", err)
+		}
+		eventually(t, "Active(1) == 0", func() bool { return r.Active(1) == 0 })
+	})
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
