@@ -337,6 +337,18 @@ func (f *flow) move(c *conn) error {
 func (f *flow) keep(b []byte) {
 	f.hold = copyBufs.Get().(*[]byte)
 	f.pend = append((*f.hold)[:0], b...)
+	heldBufs.Add(1)
+}
+
+// heldBufs counts the buffers directions hold for destinations that have
+// not taken their bytes: at most one per direction.
+var heldBufs atomic.Int64
+
+// unhold gives f's buffer back.
+func (f *flow) unhold() {
+	copyBufs.Put(f.hold)
+	f.hold, f.pend = nil, nil
+	heldBufs.Add(-1)
 }
 
 // flush writes what f holds, and says whether all of it went.
@@ -353,8 +365,7 @@ func (f *flow) flush(c *conn) (bool, error) {
 		f.pend = f.pend[m:]
 	}
 	if f.hold != nil {
-		copyBufs.Put(f.hold)
-		f.hold, f.pend = nil, nil
+		f.unhold()
 	}
 	for f.inPipe > 0 {
 		m, err := sysSplice(f.pipe.r, dst, f.inPipe)
@@ -398,12 +409,11 @@ func (f *flow) finish(c *conn) error {
 // be reused.
 func (f *flow) release() {
 	if f.hold != nil {
-		copyBufs.Put(f.hold)
-		f.hold, f.pend = nil, nil
+		f.unhold()
 	}
 	if f.pipe != nil {
 		if f.inPipe > 0 {
-			f.pipe.close()
+			pipes.drop(f.pipe)
 		} else {
 			pipes.put(f.pipe)
 		}

@@ -26,6 +26,7 @@ type pipePool struct {
 	mu    sync.Mutex
 	free  []*pipe
 	taken atomic.Int64 // pipes handed out by get, ever
+	out   atomic.Int64 // pipes handed out and not given back (put or drop)
 }
 
 const maxFreePipes = 64
@@ -34,6 +35,7 @@ var pipes pipePool
 
 func (pp *pipePool) get() (*pipe, error) {
 	pp.taken.Add(1)
+	pp.out.Add(1)
 	pp.mu.Lock()
 	if n := len(pp.free); n > 0 {
 		p := pp.free[n-1]
@@ -44,6 +46,7 @@ func (pp *pipePool) get() (*pipe, error) {
 	pp.mu.Unlock()
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		pp.out.Add(-1)
 		return nil, errors.Join(errors.New("pipe2"), err)
 	}
 	// The default size (64 KiB) is kept: a larger one would count
@@ -51,8 +54,15 @@ func (pp *pipePool) get() (*pipe, error) {
 	return &pipe{r: fds[0], w: fds[1]}, nil
 }
 
+// drop closes a pipe that cannot be reused (bytes are left in it).
+func (pp *pipePool) drop(p *pipe) {
+	pp.out.Add(-1)
+	p.close()
+}
+
 // put takes back an empty pipe.
 func (pp *pipePool) put(p *pipe) {
+	pp.out.Add(-1)
 	pp.mu.Lock()
 	if len(pp.free) < maxFreePipes {
 		pp.free = append(pp.free, p)

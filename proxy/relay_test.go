@@ -559,6 +559,74 @@ func TestSlowloris(t *testing.T) {
 	eventually(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
+// Clients that send a lot to a backend that does not read, and a
+// backend that sends a lot to clients that do not read: each stalled
+// direction stops reading its source once its destination is full, and
+// holds at most one buffer or one pipe meanwhile, however much its
+// source has to send. The kernel's socket buffers, not rotini's memory,
+// hold the rest.
+func TestStalledReaders(t *testing.T) {
+	const n = 20
+	chunk := make([]byte, 1<<20)
+	// push writes chunks to c until a write stalls for a second.
+	push := func(c net.Conn) {
+		for {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}
+	stuck := make(chan struct{})
+	// Half the connections: the backend reads nothing. The other half:
+	// the backend sends to a client that reads nothing.
+	var mu sync.Mutex
+	k := 0
+	pushed := make(chan struct{}, n)
+	srv := startBackend(t, func(c net.Conn) {
+		mu.Lock()
+		k++
+		talk := k%2 == 0
+		mu.Unlock()
+		if talk {
+			push(c)
+		}
+		pushed <- struct{}{}
+		<-stuck
+	})
+	t.Cleanup(func() { close(stuck) }) // before the backend's cleanup waits
+	r, addr := startRelay(t, Options{})
+	r.SetTarget(1, srv)
+	held0, pipes0 := heldBufs.Load(), pipes.out.Load()
+	var wg sync.WaitGroup
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			push(c)
+		}()
+	}
+	wg.Wait()
+	for range n {
+		<-pushed
+	}
+	// Every direction is stalled now, with its source full.
+	held, out := heldBufs.Load()-held0, pipes.out.Load()-pipes0
+	t.Logf("%d stalled connections: %d buffers and %d pipes held", n, held, out)
+	if held+out > 2*n {
+		t.Errorf("the relay holds %d buffers and %d pipes for %d connections, want at most one per direction (%d)", held, out, n, 2*n)
+	}
+	r.Close()
+	if held, out := heldBufs.Load()-held0, pipes.out.Load()-pipes0; held != 0 || out != 0 {
+		t.Errorf("%d buffers and %d pipes still held after Close", held, out)
+	}
+}
+
 func openFDs(t *testing.T) int {
 	t.Helper()
 	fds, err := procfs.FDs(os.Getpid())
