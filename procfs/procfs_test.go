@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,8 +85,11 @@ func TestStatOfRealProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid, _ := unix.Getsid(0)
-	if self.PID != os.Getpid() || self.PPID != os.Getppid() || self.PGRP != syscall.Getpgrp() || self.Session != sid || self.State != 'R' || self.StartTime == 0 {
-		t.Errorf("Stat(self) = %+v; want pid %d, parent %d, group %d, session %d, running, a start time",
+	// The state of a process is its main thread's, which may sleep while
+	// this test runs on another: running or sleeping.
+	if self.PID != os.Getpid() || self.PPID != os.Getppid() || self.PGRP != syscall.Getpgrp() || self.Session != sid ||
+		(self.State != 'R' && self.State != 'S') || self.StartTime == 0 {
+		t.Errorf("Stat(self) = %+v; want pid %d, parent %d, group %d, session %d, running or sleeping, a start time",
 			self, os.Getpid(), os.Getppid(), syscall.Getpgrp(), sid)
 	}
 	for _, comm := range []string{"a) b (c", "x) Z 1 1 1"} {
@@ -96,6 +100,18 @@ func TestStatOfRealProcesses(t *testing.T) {
 		}
 		if p.Comm != comm || p.PPID != os.Getpid() || p.State == 'Z' || p.StartTime < self.StartTime {
 			t.Errorf("Stat(%d) = %+v; want name %q, parent %d, alive, started after this test", cmd.Process.Pid, p, comm, os.Getpid())
+		}
+		// A state that does not depend on the scheduler: stopped.
+		cmd.Process.Signal(syscall.SIGSTOP)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if p, err = Stat(cmd.Process.Pid); err == nil && p.State == 'T' {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Stat(%d) of a stopped process: %+v, %v; want state T", cmd.Process.Pid, p, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }

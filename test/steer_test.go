@@ -256,12 +256,19 @@ app "web" {
 	}
 }
 
+// procNetTCP are the TCP socket tables of the namespace of the thread
+// that reads them. Not /proc/net, which is the main thread's: a test that
+// dials from another namespace (testNetns.dial) locks the thread it moves
+// there for good, and when that thread is the main one, /proc/net shows
+// that namespace to the whole test binary from then on.
+var procNetTCP = []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"}
+
 // listenSockets counts the listening TCP sockets of this network namespace
 // on port: the members of the listener's reuseport group.
 func listenSockets(t *testing.T, port int) int {
 	t.Helper()
 	n := 0
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, f := range procNetTCP {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -422,7 +429,7 @@ func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(
 func listenInodes(t *testing.T, port int) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, f := range procNetTCP {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
