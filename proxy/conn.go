@@ -49,11 +49,14 @@ type flow struct {
 	// readable: src may have bytes or its EOF (an event said so and no
 	// read since has shown it empty). rdhup: src's peer had sent its FIN
 	// when an event was reported, so once src's bytes are read, its EOF
-	// is all that is left. hup: src failed or is shut down, so a short
-	// read no longer means it is empty.
-	readable, rdhup, hup bool
-	eof                  bool // src's EOF is read and passed on
-	splicing             bool // bulk: src's bytes go through pipe
+	// is all that is left. hup: src failed or is shut down; urg: TCP
+	// urgent data is queued, where a read stops short (at the mark);
+	// drain: src is a unix socket, whose reads stop short where passed
+	// fds or credentials change. With any of these a short read does not
+	// mean src is empty: it is read until EAGAIN.
+	readable, rdhup, hup, urg, drain bool
+	eof                              bool // src's EOF is read and passed on
+	splicing                         bool // bulk: src's bytes go through pipe
 	// pend are bytes read but not yet written, in hold (from copyBufs);
 	// inPipe bytes wait in pipe.
 	hold   *[]byte
@@ -77,7 +80,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 func (l *loop) start(fd int, remote netip.AddrPort) {
 	gen, cands := l.r.pick()
 	c := &conn{l: l, id: l.newID(), gen: gen, remote: remote, fd: [2]int{fd, -1}, cands: cands}
-	c.flows[0] = flow{src: 0, dst: 1}
+	c.flows[0] = flow{src: 0, dst: 1, drain: !remote.IsValid()} // a unix socket client
 	c.flows[1] = flow{src: 1, dst: 0}
 	c.dial()
 }
@@ -180,9 +183,12 @@ func (c *conn) event(fd int, ev uint32) {
 	if fd == c.fd[1] {
 		s = 1
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+	if ev&(unix.EPOLLIN|unix.EPOLLPRI|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		f := &c.flows[s] // the flow that reads socket s
 		f.readable = true
+		if ev&unix.EPOLLPRI != 0 {
+			f.urg = true
+		}
 		if ev&unix.EPOLLRDHUP != 0 {
 			f.rdhup = true
 		}
@@ -271,14 +277,16 @@ func (f *flow) move(c *conn) error {
 			if f.pipe == nil {
 				p, err := pipes.get()
 				if err != nil {
-					return err
+					// No pipe (EMFILE): the buffer still works.
+					f.splicing = false
+					continue
 				}
 				f.pipe = p
 			}
 			n, err := sysSplice(src, f.pipe.w, maxSplice)
 			switch {
 			case err == unix.EAGAIN:
-				f.readable = false
+				f.readable, f.urg = false, false
 				f.endSplice()
 				return nil
 			case err != nil:
@@ -293,7 +301,7 @@ func (f *flow) move(c *conn) error {
 		n, err := sysRead(src, l.buf[:])
 		switch {
 		case err == unix.EAGAIN:
-			f.readable = false
+			f.readable, f.urg = false, false
 			return nil
 		case err != nil:
 			return fmt.Errorf("read: %w", err)
@@ -321,7 +329,7 @@ func (f *flow) move(c *conn) error {
 		// byte can follow the FIN, so the EOF behind the bytes is
 		// passed on now. An error or shutdown is read to its end.
 		switch {
-		case f.hup:
+		case f.hup, f.urg, f.drain:
 		case f.rdhup:
 			return f.finish(c)
 		default:

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -157,6 +159,76 @@ func TestEOFQueuedBehindMessage(t *testing.T) {
 				t.Fatalf("got %d bytes back, want the %d sent", len(got), size)
 			}
 		})
+	}
+}
+
+// TCP urgent data (telnet's Synch, rlogin) in the middle of a message
+// does not stall the bytes behind it: a read stops short at the urgent
+// mark, so a short read does not prove the socket empty while urgent data
+// is queued (EPOLLPRI). The urgent byte itself is dropped, as read(2)
+// does for a reader that does not ask for it (package doc).
+func TestUrgentDataRelayed(t *testing.T) {
+	srv := startBackend(t, echo)
+	r, addr := startRelay(t, Options{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		unix.Write(int(fd), []byte("abc"))
+		unix.Sendto(int(fd), []byte("X"), unix.MSG_OOB, nil)
+		unix.Write(int(fd), []byte("efg\n"))
+	})
+	// All of it is queued before the relay accepts: its first event
+	// reports the bytes and the urgent mark together.
+	eventually(t, "the bytes queued", func() bool {
+		info, err := tcpInfo(c.(*net.TCPConn))
+		return err == nil && info.Notsent_bytes == 0 && info.Unacked == 0
+	})
+	r.SetTarget(1, srv)
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("got %q, %v: the bytes behind the urgent mark were not relayed", line, err)
+	}
+	if line != "abcefg\n" {
+		t.Fatalf("got %q, want %q", line, "abcefg\n")
+	}
+}
+
+// A unix socket client's read stops short where a message passing fds
+// ends, so its short reads do not prove it empty either: the bytes after
+// such a message are relayed, not left waiting for an event. (The fds
+// themselves are not relayed: there is no such thing on TCP.)
+func TestUnixClientPassingFDs(t *testing.T) {
+	srv := startBackend(t, echo)
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := serveOn(t, ln, Options{})
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	uc := c.(*net.UnixConn)
+	if _, _, err := uc.WriteMsgUnix([]byte("abc"), unix.UnixRights(int(os.Stdin.Fd())), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uc.Write([]byte("def\n")); err != nil {
+		t.Fatal(err)
+	}
+	r.SetTarget(1, srv) // both queued before the relay accepts
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "abcdef\n" {
+		t.Fatalf("got %q, %v; want %q", line, err, "abcdef\n")
 	}
 }
 

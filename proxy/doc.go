@@ -11,7 +11,9 @@
 //     longer the target and that count is 0.
 //   - Bytes are relayed unchanged in both directions (plain TCP, no
 //     parsing; the only bytes added are an optional PROXY protocol header
-//     in front of the client's). A side's EOF is passed on as a half-close
+//     in front of the client's). TCP urgent (out-of-band) bytes are the
+//     exception: like any reader that does not ask for them, the relay
+//     drops them, and relays the bytes around them. A side's EOF is passed on as a half-close
 //     (shutdown(SHUT_WR) towards the other), and the connection ends when
 //     both directions have ended, on an error, or when both directions have
 //     been idle for IdleTimeout.
@@ -26,10 +28,12 @@
 //
 // The relay moves bytes in event loops of its own, not in goroutines per
 // connection: one loop per CPU the runtime uses (at most 4), each a
-// goroutine waiting in epoll_wait on an epoll instance of its own. The
-// listening socket is in every loop's set (level-triggered,
-// EPOLLEXCLUSIVE: a new connection wakes one waiting loop), and a
-// connection belongs for its whole life to the loop that accepted it,
+// goroutine with an epoll instance of its own. A loop parks in the
+// runtime's poller, where its epoll fd is registered like a socket, and
+// collects its events with an epoll_wait that does not wait: no thread is
+// held while the relay is idle. The listening socket is in every loop's
+// set (level-triggered), so a new connection wakes every loop and one of
+// them accepts it; a connection belongs for its whole life to that loop,
 // which alone touches its sockets, buffers and pipes (loop.go). Other
 // goroutines reach a loop only through its eventfd (SetTarget, Close, a
 // freed slot at MaxConnections) or, for the idle timer, by shutting a
@@ -60,8 +64,12 @@
 // set, for reading from the moment it enters it; writing is added to the
 // set only when a write could not take everything. A short read empties
 // its source: bytes that arrive after it raise a new event, so no read
-// need say EAGAIN, except once the peer's FIN has been reported (that
-// event is spent, so the EOF behind the bytes is read at once). The
+// need say EAGAIN. Once the peer's FIN has been reported that event is
+// spent, and no byte can follow the FIN: a short read then passes the EOF
+// on without reading it. Where a read stops short of what is queued, it
+// is read until EAGAIN instead: TCP urgent data queued (EPOLLPRI: a read
+// stops at the urgent mark), an error or shutdown, and a unix socket
+// client (its reads stop where a message passing fds ends). The
 // loops' syscalls other than epoll_wait go through RawSyscall, so that
 // the runtime does not hand a P to another thread while a loopback write
 // runs the receiver's TCP stack.
@@ -74,11 +82,13 @@
 // probes (on loopback a peer that is gone resets), and a second connect
 // reports the handshake's outcome: on loopback it has finished when the
 // first connect returns. A connection with one request and one response
-// (the client then the backend closing) then costs about 17 syscalls:
-// accept4, socket, setsockopt, 2 connect, 2 epoll_ctl (each socket enters
-// the set; a close takes it out), 4 read (the request, the response, the
-// 2 EOFs), 2 write, shutdown, 2 close, and a share of epoll_wait
-// (bench/proxy.sh counts them with strace).
+// (the client then the backend closing) then costs about 19 syscalls:
+// accept4 (and sometimes one more that says EAGAIN), socket, setsockopt,
+// 2 connect, 2 epoll_ctl (each socket enters the set; a close takes it
+// out), 3 read (the request, the response with the backend's EOF behind
+// it, the client's EOF), 2 write, shutdown, 2 close, and epoll_wait: the
+// runtime's and the loop's, for each wake-up, shared by what it reports
+// (bench/proxy.sh counts them with strace: 18.6).
 //
 // # Idleness
 //
@@ -94,10 +104,11 @@
 // # Failed dials
 //
 // A backend that refuses, or does not answer within DialTimeout, is
-// followed by the target's other backends (a worker that died or
-// restarts does not fail the connection); when all fail and the target
-// changed since the connection was accepted, the new target's backends
-// are tried; then the client's connection is closed.
+// followed by the target's other backends in turn (a worker that died or
+// restarts does not fail the connection), as long as their generation is
+// still the target; once it is not, or all failed, the current target's
+// backends are tried if the target changed since the connection was
+// accepted; then the client's connection is closed.
 //
 // # How rotini uses it
 //

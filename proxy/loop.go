@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A loop is one of a Relay's event loops: a goroutine that waits in
-// epoll_wait on its own epoll instance, accepts on the shared listening
-// socket (EPOLLEXCLUSIVE: a new connection wakes one waiting loop), and
-// moves the bytes of the connections it accepted. Everything a loop owns
+// A loop is one of a Relay's event loops: a goroutine that waits for its
+// own epoll instance in the runtime's poller, accepts on the shared
+// listening socket (each new connection wakes every loop; one accepts
+// it), and moves the bytes of the connections it accepted. Everything a loop owns
 // (its connections' fds, buffers, pipes) is touched by its goroutine
 // alone; other goroutines only write to its eventfd (wake), and an idle
 // timer shuts a connection's sockets down under the connection's lock
@@ -46,11 +46,14 @@ const maxEvents = 128
 // The interest sets: every connected socket is edge-triggered, for
 // reading from its entry in the set on; writing is added only once a write
 // to it could not take everything (EPOLL_CTL_MOD, and kept). The listening
-// socket is level-triggered and exclusive.
+// socket is level-triggered. (EPOLLEXCLUSIVE would not help: it picks
+// among threads blocked in epoll_wait on the instances, and the loops
+// wait in the runtime's poller instead, so every loop wakes for a new
+// connection and one of them accepts it.)
 const (
-	evRead   uint32 = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+	evRead   uint32 = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLRDHUP | unix.EPOLLET
 	evWrite  uint32 = evRead | unix.EPOLLOUT
-	evListen uint32 = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
+	evListen uint32 = unix.EPOLLIN
 )
 
 // acceptBatch is the most connections one wake-up of the listening socket
@@ -121,6 +124,10 @@ func (l *loop) run() {
 		}
 		switch {
 		case err == nil:
+			if l.timerDue() {
+				l.expireDials()
+				l.update()
+			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			l.expireDials()
 			l.update()
@@ -175,7 +182,18 @@ func (l *loop) poll() (park bool, err error) {
 		if !again {
 			return l.nextTimer().Equal(l.deadline), nil
 		}
+		if l.timerDue() {
+			// A loop that always has work left would never see its
+			// read deadline: run looks at the timers.
+			return false, nil
+		}
 	}
+}
+
+// timerDue says whether the loop's next timer has passed.
+func (l *loop) timerDue() bool {
+	next := l.nextTimer()
+	return !next.IsZero() && !time.Now().Before(next)
 }
 
 // setDeadline makes the next timer the read deadline of the loop's wait.
@@ -220,7 +238,8 @@ func (l *loop) update() {
 		op = unix.EPOLL_CTL_ADD
 	}
 	if err := epollCtl(l.epfd, op, l.r.lfd, evListen, 0); err != nil {
-		l.r.o.Log.Error("cannot watch the listening socket", "error", os.NewSyscallError("epoll_ctl", err))
+		l.r.o.Log.Error("cannot watch the listening socket, retrying", "error", os.NewSyscallError("epoll_ctl", err), "in", acceptPause)
+		l.retryAt = time.Now().Add(acceptPause)
 		return
 	}
 	l.listening = want

@@ -41,9 +41,9 @@ type Options struct {
 // ErrClosed is returned by Serve after Close.
 var ErrClosed = errors.New("proxy: relay closed")
 
-// maxLoops bounds the event loops of one Relay: each holds a thread while
-// it waits, and one loop already relays tens of thousands of requests a
-// second.
+// maxLoops bounds the event loops of one Relay: every loop wakes for each
+// new connection, and one loop already relays tens of thousands of
+// requests a second.
 const maxLoops = 4
 
 // Relay accepts connections on a listener and relays each to the backend
@@ -142,16 +142,13 @@ func (r *Relay) SetTarget(gen int, addrs ...string) {
 	if old != 0 && old != gen {
 		r.maybeDrained(old)
 	}
-	var loops []*loop
-	if !r.closed {
-		loops = r.loops
-	}
-	r.mu.Unlock()
-	if old == 0 {
-		for _, l := range loops {
+	if old == 0 && !r.closed {
+		// Under r.mu: Close closes the loops' eventfds under it too.
+		for _, l := range r.loops {
 			l.wake() // they start accepting
 		}
 	}
+	r.mu.Unlock()
 }
 
 // hasTarget says whether SetTarget has been called.
