@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -625,6 +626,79 @@ func TestStalledReaders(t *testing.T) {
 	if held, out := heldBufs.Load()-held0, pipes.out.Load()-pipes0; held != 0 || out != 0 {
 		t.Errorf("%d buffers and %d pipes still held after Close", held, out)
 	}
+}
+
+// At the process's limit of open files a relayed connection keeps going:
+// bulk bytes go through the buffer when no pipe can be made. (Accepting
+// at the limit is not tested here: the test's own backend, in this
+// process, would hit the limit too.)
+func TestOpenFileLimit(t *testing.T) {
+	srv := startBackend(t, echo)
+	r, addr := startRelay(t, Options{})
+	r.SetTarget(1, srv)
+	c := dial(t, addr)
+	c.roundTrip(t, "warm up")
+	// No spare pipe in the pool: a bulk transfer must make one.
+	pipes.mu.Lock()
+	for _, p := range pipes.free {
+		p.close()
+	}
+	pipes.free = nil
+	pipes.mu.Unlock()
+
+	// Files no longer referenced are closed by finalizers, which would
+	// free fd numbers below the limit at any time: run them now.
+	runtime.GC()
+	runtime.GC()
+	// Fill every free fd number up to the highest in use, then make
+	// that the limit: any new fd fails with EMFILE.
+	fds, err := procfs.FDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	highest := slices.Max(fds)
+	var fillers []int
+	defer func() {
+		for _, fd := range fillers {
+			unix.Close(fd)
+		}
+	}()
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fillers = append(fillers, fd)
+		if fd >= highest {
+			break
+		}
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(fillers[len(fillers)-1] + 1)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) }
+	defer restore()
+	if _, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != unix.EMFILE {
+		t.Fatalf("at the limit, open: %v, want EMFILE", err)
+	}
+
+	// Bulk through the open connection: no pipe can be made.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	go c.Write(big)
+	got := make([]byte, len(big))
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.ReadFull(c.r, got); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("1 MiB at the fd limit: %v (altered: %v)", err, !bytes.Equal(got, big))
+	}
+
+	restore()
+	c.roundTrip(t, "small again")
 }
 
 func openFDs(t *testing.T) int {
