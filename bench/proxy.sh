@@ -75,23 +75,19 @@ wait_http() {
 	die "$1 did not answer within 30 s"
 }
 
-# cpu_ticks PID…: user+system CPU of the processes and their threads, in
-# clock ticks.
-cpu_ticks() {
-	local p t=0
+# ticks FIELDS PID…: the CPU of the processes and their threads, in clock
+# ticks: FIELDS is an awk sum of /proc/PID/stat fields ($14 user, $15
+# system).
+ticks() {
+	local f=$1 p t=0
+	shift
 	for p in "$@"; do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+		t=$((t + $(awk "{print $f}" "/proc/$p/stat")))
 	done
 	echo "$t"
 }
-# sys_ticks PID…: the system (kernel) part of that.
-sys_ticks() {
-	local p t=0
-	for p in "$@"; do
-		t=$((t + $(awk '{print $15}' "/proc/$p/stat")))
-	done
-	echo "$t"
-}
+cpu_ticks() { ticks '$14 + $15' "$@"; } # user+system
+sys_ticks() { ticks '$15' "$@"; }       # the system (kernel) part
 hz=$(getconf CLK_TCK)
 
 # child_cpu FILE: user+system seconds of this shell's finished children
