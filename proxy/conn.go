@@ -26,7 +26,7 @@ type conn struct {
 
 	// Dialing: the backends still to try, the one tried, and a connect
 	// in flight (pending) with its deadline.
-	cands    []netip.AddrPort
+	backends backends
 	addr     netip.AddrPort
 	sa       *rawSockaddr
 	pending  bool
@@ -78,8 +78,8 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 
 // start relays a connection the loop accepted.
 func (l *loop) start(fd int, remote netip.AddrPort) {
-	gen, cands := l.r.pick()
-	c := &conn{l: l, id: l.newID(), gen: gen, remote: remote, fd: [2]int{fd, -1}, cands: cands}
+	gen, b := l.r.pick()
+	c := &conn{l: l, id: l.newID(), gen: gen, remote: remote, fd: [2]int{fd, -1}, backends: b}
 	c.flows[0] = flow{src: 0, dst: 1, drain: !remote.IsValid()} // a unix socket client
 	c.flows[1] = flow{src: 1, dst: 0}
 	c.dial()
@@ -92,15 +92,16 @@ func (l *loop) start(fd int, remote netip.AddrPort) {
 func (c *conn) dial() {
 	r := c.l.r
 	for {
-		if len(c.cands) > 0 && c.addr.IsValid() && !r.isTarget(c.gen) {
-			c.cands = nil // a sibling of a generation that is being replaced
+		addr, ok := c.backends.next()
+		if ok && c.addr.IsValid() && !r.isTarget(c.gen) {
+			ok = false // a sibling of a generation that is being replaced
 		}
-		if len(c.cands) == 0 {
+		if !ok {
 			if !c.repicked {
 				c.repicked = true
-				if gen, cands, moved := r.repick(c.gen); moved {
+				if gen, b, moved := r.repick(c.gen); moved {
 					r.o.Log.Debug("dial failed, trying the new target", "generation", c.gen, "backend", c.addr.String(), "error", c.lastErr)
-					c.gen, c.cands = gen, cands
+					c.gen, c.backends = gen, b
 					continue
 				}
 			}
@@ -112,7 +113,7 @@ func (c *conn) dial() {
 			c.close()
 			return
 		}
-		c.addr, c.cands = c.cands[0], c.cands[1:]
+		c.addr = addr
 		if h := testHookDial.Load(); h != nil {
 			(*h)(c.addr.String())
 		}

@@ -41,9 +41,9 @@
 //
 // # Cost per connection
 //
-// A relayed connection holds 2 sockets (client and backend), about 0.5
-// KiB of the loop's bookkeeping (its conn and idle timer) and, while
-// idle, no goroutine, no user-space buffer and no pipe. Small messages
+// A relayed connection holds 2 sockets (client and backend), under 1 KiB
+// of the loop's bookkeeping (its conn, its idle timer, its slot in the
+// loop's table; bench/proxy.sh measures the RSS) and, while idle, no goroutine, no user-space buffer and no pipe. Small messages
 // (requests and responses) pass through the loop's one 16 KiB buffer with
 // read(2) and write(2); bytes a destination cannot take at once wait in a
 // 16 KiB buffer of the direction's own, and the direction reads no more
@@ -51,7 +51,7 @@
 // the bytes that follow go with splice(2) through a pipe from a small
 // pool (the kernel moves them, 64 KiB of kernel memory per pipe) until the
 // source has nothing more to read. So the bound is MaxConnections × (2
-// sockets and their kernel buffers, about 0.5 KiB, and at most one 16 KiB
+// sockets and their kernel buffers, under 1 KiB, and at most one 16 KiB
 // buffer or one pipe per direction that waits for a slow reader), plus at
 // most 64 spare pipes; bench/proxy.sh measures the RSS per idle relayed
 // connection. A client that connects and sends nothing holds that until
@@ -88,7 +88,7 @@
 // out), 3 read (the request, the response with the backend's EOF behind
 // it, the client's EOF), 2 write, shutdown, 2 close, and epoll_wait: the
 // runtime's and the loop's, for each wake-up, shared by what it reports
-// (bench/proxy.sh counts them with strace: 18.6).
+// (bench/proxy.sh counts them with strace).
 //
 // # Idleness
 //

@@ -57,8 +57,9 @@ type Relay struct {
 	o     Options
 	loops []*loop
 
-	active  atomic.Int64 // connections relayed now, against MaxConnections
-	closing atomic.Bool  // Close has begun
+	active atomic.Int64 // connections relayed now, against MaxConnections
+	// closing is set by Close, under mu; loops read it without.
+	closing atomic.Bool
 
 	mu        sync.Mutex
 	gen       int              // the target generation; 0 until the first SetTarget
@@ -66,7 +67,6 @@ type Relay struct {
 	bad       []string         // the target's addresses that are not literal IP:port
 	next      int
 	gens      map[int]*genState
-	closed    bool
 	done      chan struct{} // closed by Close
 	failed    chan error    // a loop's listener failed
 	wg        sync.WaitGroup
@@ -142,7 +142,7 @@ func (r *Relay) SetTarget(gen int, addrs ...string) {
 	if old != 0 && old != gen {
 		r.maybeDrained(old)
 	}
-	if old == 0 && !r.closed {
+	if old == 0 && !r.closing.Load() {
 		// Under r.mu: Close closes the loops' eventfds under it too.
 		for _, l := range r.loops {
 			l.wake() // they start accepting
@@ -209,28 +209,39 @@ func (r *Relay) maybeDrained(gen int) {
 }
 
 // pick counts a new connection against the target and returns it with
-// its backends, the next one in turn first.
-func (r *Relay) pick() (int, []netip.AddrPort) {
+// its backends as a rotation: addrs (SetTarget never changes a slice it
+// handed out, it replaces it) from start, the next in turn, so that a
+// worker that died, or restarts, does not fail the connection when a
+// sibling answers.
+func (r *Relay) pick() (int, backends) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gens[r.gen].active++
-	return r.gen, r.candidates()
+	return r.gen, r.backends()
 }
 
-// candidates are the target's backends, starting with the next in turn:
-// a worker that died, or restarts, does not fail the connection when a
-// sibling answers. r.mu is held.
-func (r *Relay) candidates() []netip.AddrPort {
-	n := len(r.addrs)
-	if n == 0 {
-		return nil
-	}
-	out := make([]netip.AddrPort, n)
-	for i := range n {
-		out[i] = r.addrs[(r.next+i)%n]
-	}
+// backends are the target's backends from the next in turn. r.mu is
+// held.
+func (r *Relay) backends() backends {
+	b := backends{addrs: r.addrs, start: r.next}
 	r.next++
-	return out
+	return b
+}
+
+// backends is a rotation of a target's addresses, tried once each.
+type backends struct {
+	addrs        []netip.AddrPort
+	start, tried int
+}
+
+// next is the next address to try, false when each has been.
+func (b *backends) next() (netip.AddrPort, bool) {
+	if b.tried >= len(b.addrs) {
+		return netip.AddrPort{}, false
+	}
+	a := b.addrs[(b.start+b.tried)%len(b.addrs)]
+	b.tried++
+	return a, true
 }
 
 // release uncounts a connection of gen.
@@ -243,16 +254,16 @@ func (r *Relay) release(gen int) {
 
 // repick moves a connection whose dials to gen all failed to the current
 // target, if that is another generation.
-func (r *Relay) repick(gen int) (int, []netip.AddrPort, bool) {
+func (r *Relay) repick(gen int) (int, backends, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gen == gen {
-		return gen, nil, false
+		return gen, backends{}, false
 	}
 	r.gens[gen].active--
 	r.maybeDrained(gen)
 	r.gens[r.gen].active++
-	return r.gen, r.candidates(), true
+	return r.gen, r.backends(), true
 }
 
 // takeSlot counts a connection about to be accepted against
@@ -311,7 +322,7 @@ func (r *Relay) Serve() error {
 func (r *Relay) startLoops(n int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closing.Load() {
 		return nil
 	}
 	for range n {
@@ -339,12 +350,10 @@ func (r *Relay) startLoops(n int) error {
 // relayed connection, and returns when the loops have ended.
 func (r *Relay) Close() error {
 	r.mu.Lock()
-	if r.closed {
+	if r.closing.Swap(true) {
 		r.mu.Unlock()
 		return nil
 	}
-	r.closed = true
-	r.closing.Store(true)
 	close(r.done)
 	loops := r.loops
 	r.mu.Unlock()
