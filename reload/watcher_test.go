@@ -1,29 +1,30 @@
 package reload
 
 import (
+	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rotini-dev/rotini/procfs"
 	"github.com/rotini-dev/rotini/watch"
 )
 
 // inotifyFDs returns the descriptors of this process that are inotify
 // instances: only watchers make them here.
-func inotifyFDs(t *testing.T) []string {
+func inotifyFDs(t *testing.T) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	all, err := procfs.FDs(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fds []string
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && l == "anon_inode:inotify" {
-			fds = append(fds, e.Name())
+	var fds []int
+	for _, fd := range all {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil && l == "anon_inode:inotify" {
+			fds = append(fds, fd)
 		}
 	}
 	return fds
