@@ -281,6 +281,18 @@ func TestTreeWithVanishingEntries(t *testing.T) {
 
 func TestEnviron(t *testing.T) {
 	cmd := startNamed(t, "sleeper", "A=1", "ROTINI_APP=web", "EMPTY=")
+	// Start returns once the child is forked, maybe before its exec: until
+	// then its environment is not the one it was started with.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if p, err := Stat(cmd.Process.Pid); err == nil && p.Comm == "sleeper" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child did not exec within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	env, err := Environ(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
