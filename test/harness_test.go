@@ -249,6 +249,12 @@ func start(t testing.TB, opts procOptions, argv ...string) *proc {
 	go func() {
 		p.cmd.Wait() // the test's own child: nothing else waits for it
 		p.state = p.cmd.ProcessState
+		// What it wrote before it exited is read before anyone is told
+		// it exited; a leftover descendant holding the pipes open gets
+		// a second.
+		end := time.Now().Add(time.Second)
+		p.stdout.waitEOF(end)
+		p.stderr.waitEOF(end)
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
@@ -471,6 +477,23 @@ func (s *lineStream) add(line string) {
 	s.all = append(s.all, line)
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// waitEOF returns once the stream has ended, or at deadline.
+func (s *lineStream) waitEOF(deadline time.Time) {
+	for {
+		s.mu.Lock()
+		eof, changed := s.eof != nil, s.changed
+		s.mu.Unlock()
+		if eof {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+			return
+		}
+	}
 }
 
 func (s *lineStream) lines() []string {
